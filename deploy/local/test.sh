@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of callpulse, starting what they need first: the local
+# broker (tansu) and ClickHouse, installed if missing (see stack.sh).
+# Stops the stack afterwards if this script started it.
+#
+#   deploy/local/test.sh              all tests
+#   deploy/local/test.sh -p callpulse-core   extra arguments go to `cargo test`
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+cd "$REPO_ROOT"
+
+started_here=0
+if ! "$SCRIPT_DIR/stack.sh" status >/dev/null 2>&1; then
+  started_here=1
+fi
+cleanup() {
+  if [ "$started_here" = 1 ]; then
+    "$SCRIPT_DIR/stack.sh" stop || true
+  fi
+}
+trap cleanup EXIT
+
+"$SCRIPT_DIR/stack.sh" start
+
+export CALLPULSE_TEST_KAFKA=${CALLPULSE_TEST_KAFKA:-127.0.0.1:${CALLPULSE_KAFKA_PORT:-9092}}
+export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}}
+# Integration tests share one broker and one ClickHouse: run test binaries one
+# at a time; tests inside a binary isolate themselves by topic and database names.
+cargo test --workspace --locked "$@" -- --test-threads=2

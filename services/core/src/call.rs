@@ -1,0 +1,379 @@
+//! Per-call state: every copy of every event of one call, and what the call
+//! contributes to windows, derived from that set alone (metrics.md §1-§3).
+//!
+//! Deriving from the whole set, rather than updating counters as events
+//! arrive, is what makes results depend on the set of events and not on
+//! their order: a late `queued` event or an earlier duplicate simply changes
+//! the derivation, and the engine applies the difference.
+
+use crate::calendar::CoreHours;
+use crate::event::{CallEvent, EventKind};
+use crate::time::Timestamp;
+
+/// One copy of an event as kept in call state (vendor, practice and call id
+/// are the call's own and are not repeated).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StoredEvent {
+    // Field order is the tie-break order between copies of one event_id:
+    // the earliest `at` counts, then the rest of the content decides.
+    pub event_id: Box<str>,
+    pub at: Timestamp,
+    pub kind: EventKind,
+    pub caller: Option<Box<str>>,
+    pub queue_position: Option<u32>,
+}
+
+impl StoredEvent {
+    pub fn from_event(event: &CallEvent) -> StoredEvent {
+        StoredEvent {
+            event_id: event.event_id.as_str().into(),
+            at: event.at,
+            kind: event.kind,
+            caller: event.caller.as_deref().map(Into::into),
+            queue_position: event.queue_position,
+        }
+    }
+}
+
+/// What one call contributes to the windows containing `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Contribution {
+    /// Every copy of every event lands in its windows: a window exists if any does.
+    Landed,
+    Duplicate,
+    Offered {
+        caller: Option<u64>,
+    },
+    Outcome {
+        kind: EventKind,
+        in_core_hours: bool,
+    },
+    /// An outcome event that lost to an earlier one.
+    Conflict,
+    WaitMs(u64),
+    AbandonMs(u64),
+    TalkMs(u64),
+    CallbackMade,
+    CallbackDelayMs(u64),
+    /// The call waits from `at` (inclusive) until this instant (exclusive):
+    /// applies to every window the interval overlaps.
+    WaitingUntil(Timestamp),
+}
+
+/// A contribution and the instant that places it in windows.
+pub type Placed = (Timestamp, Contribution);
+
+/// The derived facts of a call: the material of its summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFacts<'a> {
+    pub caller: Option<&'a str>,
+    pub offered_at: Option<Timestamp>,
+    pub wait_start: Option<Timestamp>,
+    pub outcome: Option<(EventKind, Timestamp)>,
+    pub outcome_in_core_hours: bool,
+    pub ended_at: Option<Timestamp>,
+    pub first_callback_made_at: Option<Timestamp>,
+    pub callbacks_made: u64,
+    pub conflicting_outcomes: u64,
+    pub duplicates: u64,
+}
+
+impl CallFacts<'_> {
+    pub fn wait_ms(&self) -> Option<u64> {
+        match self.outcome {
+            Some((EventKind::Answered, at)) => self.wait_start.map(|start| clamped_ms(start, at)),
+            _ => None,
+        }
+    }
+
+    pub fn abandon_ms(&self) -> Option<u64> {
+        match self.outcome {
+            Some((EventKind::Abandoned, at)) => self.wait_start.map(|start| clamped_ms(start, at)),
+            _ => None,
+        }
+    }
+
+    pub fn talk_ms(&self) -> Option<u64> {
+        match (self.outcome, self.ended_at) {
+            (Some((EventKind::Answered, answered)), Some(ended)) => {
+                Some(clamped_ms(answered, ended))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn callback_requested_at(&self) -> Option<Timestamp> {
+        match self.outcome {
+            Some((EventKind::CallbackRequested, at)) => Some(at),
+            _ => None,
+        }
+    }
+
+    pub fn callback_delay_ms(&self) -> Option<u64> {
+        match (self.callback_requested_at(), self.first_callback_made_at) {
+            (Some(requested), Some(made)) => Some(clamped_ms(requested, made)),
+            _ => None,
+        }
+    }
+}
+
+/// `to - from` in milliseconds; a negative duration is clamped to 0 (§2).
+pub fn clamped_ms(from: Timestamp, to: Timestamp) -> u64 {
+    u64::try_from(to.0 - from.0).unwrap_or(0)
+}
+
+/// A stable 64-bit digest (FNV-1a) of a caller pseudonym, for counting
+/// distinct callers without keeping every pseudonym in every window.
+pub fn caller_digest(caller: &str) -> u64 {
+    caller.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Derives a call's contributions and facts from all copies of its events.
+/// `events` must be sorted (their `Ord`), which groups copies of one event_id
+/// with the one that counts first. `out` is cleared and filled, sorted.
+pub fn derive<'a>(
+    events: &'a [StoredEvent],
+    practice_level: bool,
+    core_hours: &CoreHours,
+    out: &mut Vec<Placed>,
+) -> CallFacts<'a> {
+    debug_assert!(
+        events.windows(2).all(|pair| pair[0] <= pair[1]),
+        "events must be sorted"
+    );
+    out.clear();
+    let mut facts = CallFacts::default();
+    let mut first_queued: Option<Timestamp> = None;
+    let mut outcome: Option<&StoredEvent> = None;
+    let mut other_outcomes: Vec<&StoredEvent> = Vec::new();
+    let mut previous_id: Option<&str> = None;
+
+    for event in events {
+        out.push((event.at, Contribution::Landed));
+        let is_copy = previous_id == Some(&*event.event_id);
+        previous_id = Some(&event.event_id);
+        if is_copy {
+            out.push((event.at, Contribution::Duplicate));
+            facts.duplicates += 1;
+            continue;
+        }
+        if practice_level {
+            continue;
+        }
+        match event.kind {
+            EventKind::Offered => {
+                out.push((
+                    event.at,
+                    Contribution::Offered {
+                        caller: event.caller.as_deref().map(caller_digest),
+                    },
+                ));
+                if facts.offered_at.is_none_or(|at| event.at < at) {
+                    facts.offered_at = Some(event.at);
+                    facts.caller = event.caller.as_deref();
+                }
+            }
+            EventKind::Queued => {
+                first_queued = Some(first_queued.map_or(event.at, |at| at.min(event.at)));
+            }
+            EventKind::Ended => {
+                facts.ended_at = Some(facts.ended_at.map_or(event.at, |at| at.min(event.at)));
+            }
+            EventKind::CallbackMade => {
+                out.push((event.at, Contribution::CallbackMade));
+                facts.callbacks_made += 1;
+                facts.first_callback_made_at = Some(
+                    facts
+                        .first_callback_made_at
+                        .map_or(event.at, |at| at.min(event.at)),
+                );
+            }
+            kind if kind.is_outcome() => {
+                // Earliest `at` wins, ties by the smaller event_id.
+                let wins = outcome.is_none_or(|current| {
+                    (event.at, &event.event_id) < (current.at, &current.event_id)
+                });
+                if wins {
+                    if let Some(loser) = outcome.replace(event) {
+                        other_outcomes.push(loser);
+                    }
+                } else {
+                    other_outcomes.push(event);
+                }
+            }
+            _ => {}
+        }
+    }
+    if facts.caller.is_none() {
+        facts.caller = events.iter().find_map(|event| event.caller.as_deref());
+    }
+    if practice_level {
+        out.sort_unstable();
+        return facts;
+    }
+
+    for loser in &other_outcomes {
+        out.push((loser.at, Contribution::Conflict));
+    }
+    facts.conflicting_outcomes = other_outcomes.len() as u64;
+    facts.wait_start = first_queued.or(facts.offered_at);
+
+    if let Some(outcome) = outcome {
+        let in_core_hours =
+            outcome.kind == EventKind::Diverted111 && core_hours.is_core(outcome.at);
+        facts.outcome = Some((outcome.kind, outcome.at));
+        facts.outcome_in_core_hours = core_hours.is_core(outcome.at);
+        out.push((
+            outcome.at,
+            Contribution::Outcome {
+                kind: outcome.kind,
+                in_core_hours,
+            },
+        ));
+        if let Some(wait_ms) = facts.wait_ms() {
+            out.push((outcome.at, Contribution::WaitMs(wait_ms)));
+        }
+        if let Some(abandon_ms) = facts.abandon_ms() {
+            out.push((outcome.at, Contribution::AbandonMs(abandon_ms)));
+        }
+        if let (Some(talk_ms), Some(ended)) = (facts.talk_ms(), facts.ended_at) {
+            out.push((ended, Contribution::TalkMs(talk_ms)));
+        }
+        if let (Some(delay), Some(made)) = (facts.callback_delay_ms(), facts.first_callback_made_at)
+        {
+            out.push((made, Contribution::CallbackDelayMs(delay)));
+        }
+        if let Some(start) = facts.wait_start {
+            if start < outcome.at {
+                out.push((start, Contribution::WaitingUntil(outcome.at)));
+            }
+        }
+    }
+    out.sort_unstable();
+    facts
+}
+
+/// Splits `old` and `new` (both sorted) into what to retract and what to add.
+pub fn diff(old: &[Placed], new: &[Placed], removed: &mut Vec<Placed>, added: &mut Vec<Placed>) {
+    removed.clear();
+    added.clear();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() && j < new.len() {
+        match old[i].cmp(&new[j]) {
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                removed.push(old[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                added.push(new[j]);
+                j += 1;
+            }
+        }
+    }
+    removed.extend_from_slice(&old[i..]);
+    added.extend_from_slice(&new[j..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, kind: EventKind, at_s: i64) -> StoredEvent {
+        StoredEvent {
+            event_id: id.into(),
+            at: Timestamp(1_700_000_000_000 + at_s * 1000),
+            kind,
+            caller: None,
+            queue_position: None,
+        }
+    }
+
+    fn derive_sorted(
+        mut events: Vec<StoredEvent>,
+    ) -> (Vec<Placed>, u64, Option<(EventKind, Timestamp)>) {
+        events.sort();
+        let mut out = Vec::new();
+        let facts = derive(&events, false, &CoreHours::shipped(), &mut out);
+        (out.clone(), facts.conflicting_outcomes, facts.outcome)
+    }
+
+    #[test]
+    fn earliest_outcome_wins_ties_by_event_id() {
+        let (_, conflicts, outcome) = derive_sorted(vec![
+            ev("b", EventKind::Abandoned, 30),
+            ev("a", EventKind::Answered, 30),
+            ev("c", EventKind::Missed, 40),
+        ]);
+        assert_eq!(conflicts, 2);
+        assert_eq!(outcome.unwrap().0, EventKind::Answered);
+    }
+
+    #[test]
+    fn earliest_copy_of_a_duplicate_counts() {
+        let (placed, _, outcome) = derive_sorted(vec![
+            ev("x", EventKind::Answered, 50),
+            ev("x", EventKind::Answered, 20),
+        ]);
+        assert_eq!(outcome.unwrap().1, Timestamp(1_700_000_000_000 + 20_000));
+        let duplicates: Vec<_> = placed
+            .iter()
+            .filter(|(_, c)| *c == Contribution::Duplicate)
+            .collect();
+        assert_eq!(
+            duplicates,
+            vec![&(
+                Timestamp(1_700_000_000_000 + 50_000),
+                Contribution::Duplicate
+            )]
+        );
+    }
+
+    #[test]
+    fn wait_starts_at_first_queue_not_at_offer() {
+        let (placed, _, _) = derive_sorted(vec![
+            ev("o", EventKind::Offered, 0),
+            ev("q2", EventKind::Queued, 25),
+            ev("q1", EventKind::Queued, 20),
+            ev("a", EventKind::Answered, 80),
+        ]);
+        assert!(placed.contains(&(Timestamp(1_700_000_080_000), Contribution::WaitMs(60_000))));
+        assert!(placed.contains(&(
+            Timestamp(1_700_000_020_000),
+            Contribution::WaitingUntil(Timestamp(1_700_000_080_000))
+        )));
+    }
+
+    #[test]
+    fn outcome_before_offer_clamps_to_zero_and_does_not_wait() {
+        let (placed, _, _) = derive_sorted(vec![
+            ev("o", EventKind::Offered, 10),
+            ev("a", EventKind::Answered, 5),
+        ]);
+        assert!(placed.contains(&(Timestamp(1_700_000_005_000), Contribution::WaitMs(0))));
+        assert!(!placed
+            .iter()
+            .any(|(_, c)| matches!(c, Contribution::WaitingUntil(_))));
+    }
+
+    #[test]
+    fn diff_finds_retractions_and_additions() {
+        let old = vec![
+            (Timestamp(1), Contribution::Landed),
+            (Timestamp(2), Contribution::WaitMs(5)),
+        ];
+        let new = vec![
+            (Timestamp(1), Contribution::Landed),
+            (Timestamp(2), Contribution::WaitMs(7)),
+        ];
+        let (mut removed, mut added) = (Vec::new(), Vec::new());
+        diff(&old, &new, &mut removed, &mut added);
+        assert_eq!(removed, vec![(Timestamp(2), Contribution::WaitMs(5))]);
+        assert_eq!(added, vec![(Timestamp(2), Contribution::WaitMs(7))]);
+    }
+}

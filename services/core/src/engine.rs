@@ -1,0 +1,787 @@
+//! The event-time engine: per-call state, tumbling windows, the watermark,
+//! early and final emission, lateness and eviction (metrics.md §3-§5).
+//!
+//! The same engine serves the streaming processor (one engine per Kafka
+//! partition), `callpulse replay` and the tests, so all three agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
+
+use crate::calendar::CoreHours;
+use crate::call::{derive, diff, Contribution, Placed, StoredEvent};
+use crate::event::{CallEvent, EventKind};
+use crate::practice::PracticeId;
+use crate::record::{histogram_bucket, CallSummary, Histogram, LateEvent, WindowMetrics};
+use crate::time::{Timestamp, HOUR_MS, MINUTE_MS};
+use crate::window::{DayCache, WindowSize};
+
+/// How long after a window's end events may still change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lateness {
+    /// Windows become final once the watermark passes `end + allowed`.
+    Bounded { allowed_ms: i64 },
+    /// Nothing is final until [`Engine::finish`]: replay, where the whole
+    /// input is in hand.
+    Unbounded,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub lateness: Lateness,
+    /// How long a call is kept after its latest event, so that a callback
+    /// made hours after the request still finds it.
+    pub call_retention_ms: i64,
+    pub core_hours: CoreHours,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lateness: Lateness::Bounded {
+                allowed_ms: 5 * MINUTE_MS,
+            },
+            call_retention_ms: 36 * HOUR_MS,
+            core_hours: CoreHours::shipped(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Everything final only at the end: for replaying a whole file.
+    pub fn replay(core_hours: CoreHours) -> Self {
+        EngineConfig {
+            lateness: Lateness::Unbounded,
+            call_retention_ms: i64::MAX / 4,
+            core_hours,
+        }
+    }
+}
+
+/// What happened to one ingested event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Folded into call state and windows.
+    Folded,
+    /// A repeat of an event id already held: counted in `dq_duplicates`.
+    Duplicate,
+    /// It would change a window that is already final: not folded in.
+    Late(Box<LateEvent>),
+}
+
+/// Counters for observability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events_folded: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub open_calls: u64,
+    pub open_windows: u64,
+}
+
+/// What a drain produced.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    pub windows: Vec<WindowMetrics>,
+    pub calls: Vec<CallSummary>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct WindowKey {
+    practice: PracticeId,
+    size: WindowSize,
+    start: Timestamp,
+}
+
+/// The running contents of one window. Durations are kept as values, not
+/// sums, so that a retraction (a late earlier outcome, an earlier duplicate)
+/// can take one back exactly, maxima included.
+#[derive(Debug, Default)]
+struct WindowAcc {
+    end: Timestamp,
+    events: i64,
+    duplicates: i64,
+    conflicts: i64,
+    offered: i64,
+    outcomes: [i64; 6],
+    diverted_111_core: i64,
+    callbacks_made: i64,
+    callback_delay_count: i64,
+    callback_delay_ms_sum: i64,
+    /// Caller digest and how many offered events carry it, sorted.
+    callers: Vec<(u64, u32)>,
+    waits: Vec<u64>,
+    abandons: Vec<u64>,
+    talks: Vec<u64>,
+    /// Waiting intervals overlapping this window, unclipped.
+    waiting: Vec<(Timestamp, Timestamp)>,
+    revision: u64,
+    touched_at_seq: u64,
+    dirty: bool,
+}
+
+fn outcome_slot(kind: EventKind) -> usize {
+    match kind {
+        EventKind::Answered => 0,
+        EventKind::CallbackRequested => 1,
+        EventKind::Abandoned => 2,
+        EventKind::Missed => 3,
+        EventKind::IvrEnded => 4,
+        EventKind::Diverted111 => 5,
+        other => unreachable!("{other:?} is not an outcome"),
+    }
+}
+
+#[derive(Debug)]
+struct CallState {
+    vendor: u16,
+    practice_level: bool,
+    /// Every copy of every event, sorted.
+    events: Vec<StoredEvent>,
+    /// What is currently applied to windows, sorted.
+    applied: Vec<Placed>,
+    latest_at: Timestamp,
+    revision: u64,
+    dirty: bool,
+}
+
+#[derive(Debug, Default)]
+struct PracticeState {
+    code: String,
+    /// Calls by call id; the rare same id from two vendors shares a slot.
+    calls: FxHashMap<Box<str>, Vec<CallState>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CallRef {
+    practice: PracticeId,
+    call_id: Box<str>,
+    vendor: u16,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    practices: FxHashMap<PracticeId, PracticeState>,
+    windows: FxHashMap<WindowKey, WindowAcc>,
+    /// Open windows by end, for finalisation in order.
+    closing: BTreeSet<(Timestamp, WindowKey)>,
+    dirty_windows: Vec<WindowKey>,
+    dirty_calls: Vec<CallRef>,
+    /// Calls to look at for eviction, by the hour of their latest event.
+    retention: BTreeMap<i64, Vec<CallRef>>,
+    vendors: Vec<Box<str>>,
+    watermark: Option<Timestamp>,
+    seq: u64,
+    day_cache: DayCache,
+    stats: EngineStats,
+    scratch_new: Vec<Placed>,
+    scratch_removed: Vec<Placed>,
+    scratch_added: Vec<Placed>,
+}
+
+/// The id used for practice-level switches (`divert_111_on`/`off`), which
+/// belong to no call; validation never lets a real call id be empty.
+const PRACTICE_LEVEL_CALL_ID: &str = "";
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            config,
+            practices: FxHashMap::default(),
+            windows: FxHashMap::default(),
+            closing: BTreeSet::new(),
+            dirty_windows: Vec::new(),
+            dirty_calls: Vec::new(),
+            retention: BTreeMap::new(),
+            vendors: Vec::new(),
+            watermark: None,
+            seq: 0,
+            day_cache: DayCache::default(),
+            stats: EngineStats::default(),
+            scratch_new: Vec::new(),
+            scratch_removed: Vec::new(),
+            scratch_added: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            open_windows: self.windows.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// Moves the watermark forward (never back), e.g. when a partition has
+    /// been idle; windows it closes are emitted by the next drain.
+    pub fn advance_watermark(&mut self, to: Timestamp) {
+        if self.watermark.is_none_or(|wm| to > wm) {
+            self.watermark = Some(to);
+        }
+    }
+
+    /// True when a change at instant `at` would touch a final window: its
+    /// 1-minute window closes first, so that one decides.
+    fn is_final_at(&self, at: Timestamp) -> bool {
+        match (self.config.lateness, self.watermark) {
+            (Lateness::Bounded { allowed_ms }, Some(wm)) => {
+                let minute_end = at.floor_to(MINUTE_MS).0 + MINUTE_MS;
+                minute_end.saturating_add(allowed_ms) <= wm.0
+            }
+            _ => false,
+        }
+    }
+
+    /// Folds one validated event in. The event's own time advances the watermark.
+    pub fn ingest(&mut self, event: &CallEvent) -> Ingested {
+        debug_assert!(event.validate().is_ok(), "ingest takes validated events");
+        let Some(practice) = PracticeId::from_code(&event.practice) else {
+            // Unreachable for validated events; report rather than panic.
+            return self.late(event, "practice code is not valid");
+        };
+        if self.is_final_at(event.at) {
+            return self.late(event, "its window is already final");
+        }
+        let vendor = self.vendor_id(&event.vendor);
+        let practice_level = event.kind.is_practice_level();
+        let call_id: &str = if practice_level {
+            PRACTICE_LEVEL_CALL_ID
+        } else {
+            event.call_id.as_deref().unwrap_or_default()
+        };
+        let stored = StoredEvent::from_event(event);
+
+        let state = self
+            .practices
+            .entry(practice)
+            .or_insert_with(|| PracticeState {
+                code: event.practice.clone(),
+                ..Default::default()
+            });
+        let slot = match state.calls.get_mut(call_id) {
+            Some(slot) => slot,
+            None => state.calls.entry(call_id.into()).or_default(),
+        };
+        let index = match slot.iter().position(|call| call.vendor == vendor) {
+            Some(index) => index,
+            None => {
+                slot.push(CallState {
+                    vendor,
+                    practice_level,
+                    events: Vec::new(),
+                    applied: Vec::new(),
+                    latest_at: event.at,
+                    revision: 0,
+                    dirty: false,
+                });
+                self.stats.open_calls += 1;
+                slot.len() - 1
+            }
+        };
+        let call = &mut slot[index];
+        let is_duplicate = call
+            .events
+            .iter()
+            .any(|held| held.event_id == stored.event_id);
+        let position = call.events.binary_search(&stored).unwrap_or_else(|p| p);
+        call.events.insert(position, stored);
+        derive(
+            &call.events,
+            call.practice_level,
+            &self.config.core_hours,
+            &mut self.scratch_new,
+        );
+        diff(
+            &call.applied,
+            &self.scratch_new,
+            &mut self.scratch_removed,
+            &mut self.scratch_added,
+        );
+
+        // A change to a final window would make it disagree with what was
+        // emitted as final: refuse the event instead.
+        let touches_final = self
+            .scratch_removed
+            .iter()
+            .chain(&self.scratch_added)
+            .any(|(at, _)| self.is_final_at(*at));
+        if touches_final {
+            let call = &mut self
+                .practices
+                .get_mut(&practice)
+                .expect("just inserted")
+                .calls
+                .get_mut(call_id)
+                .expect("just inserted")[index];
+            call.events.remove(position);
+            let empty = call.events.is_empty();
+            if empty {
+                self.remove_call(practice, call_id, vendor);
+            }
+            return self.late(event, "it would change a window that is already final");
+        }
+
+        let call = &mut self
+            .practices
+            .get_mut(&practice)
+            .expect("just inserted")
+            .calls
+            .get_mut(call_id)
+            .expect("just inserted")[index];
+        std::mem::swap(&mut call.applied, &mut self.scratch_new);
+        let previous_hour = call.latest_at.0.div_euclid(HOUR_MS);
+        let is_new_call = call.revision == 0;
+        call.latest_at = call.latest_at.max(event.at);
+        call.revision += 1;
+        let latest_hour = call.latest_at.0.div_euclid(HOUR_MS);
+        if !call.dirty && !practice_level {
+            call.dirty = true;
+            self.dirty_calls.push(CallRef {
+                practice,
+                call_id: call_id.into(),
+                vendor,
+            });
+        }
+        if is_new_call || latest_hour != previous_hour {
+            self.retention
+                .entry(latest_hour)
+                .or_default()
+                .push(CallRef {
+                    practice,
+                    call_id: call_id.into(),
+                    vendor,
+                });
+        }
+
+        self.seq += 1;
+        let removed = std::mem::take(&mut self.scratch_removed);
+        let added = std::mem::take(&mut self.scratch_added);
+        for placed in &removed {
+            self.apply(practice, *placed, -1);
+        }
+        for placed in &added {
+            self.apply(practice, *placed, 1);
+        }
+        self.scratch_removed = removed;
+        self.scratch_added = added;
+
+        self.advance_watermark(event.at);
+        self.stats.events_folded += 1;
+        if is_duplicate {
+            self.stats.duplicates += 1;
+            Ingested::Duplicate
+        } else {
+            Ingested::Folded
+        }
+    }
+
+    fn late(&mut self, event: &CallEvent, reason: &str) -> Ingested {
+        self.stats.late += 1;
+        Ingested::Late(Box::new(LateEvent {
+            event: event.clone(),
+            watermark: self.watermark.unwrap_or_default(),
+            reason: reason.to_string(),
+        }))
+    }
+
+    fn vendor_id(&mut self, vendor: &str) -> u16 {
+        if let Some(index) = self.vendors.iter().position(|known| &**known == vendor) {
+            return index as u16;
+        }
+        debug_assert!(self.vendors.len() < usize::from(u16::MAX));
+        self.vendors.push(vendor.into());
+        (self.vendors.len() - 1) as u16
+    }
+
+    fn remove_call(
+        &mut self,
+        practice: PracticeId,
+        call_id: &str,
+        vendor: u16,
+    ) -> Option<CallState> {
+        let state = self.practices.get_mut(&practice)?;
+        let slot = state.calls.get_mut(call_id)?;
+        let index = slot.iter().position(|call| call.vendor == vendor)?;
+        let call = slot.swap_remove(index);
+        if slot.is_empty() {
+            state.calls.remove(call_id);
+        }
+        if state.calls.is_empty() {
+            self.practices.remove(&practice);
+        }
+        self.stats.open_calls -= 1;
+        Some(call)
+    }
+
+    /// Adds (`sign` = 1) or retracts (-1) one contribution in every window it belongs to.
+    fn apply(&mut self, practice: PracticeId, (at, contribution): Placed, sign: i64) {
+        for size in WindowSize::ALL {
+            match contribution {
+                Contribution::WaitingUntil(until) => {
+                    let mut start = self.day_cache.bounds(size, at).0;
+                    while start < until {
+                        let end = self.window_mut(practice, size, start, sign).end;
+                        let acc = self
+                            .windows
+                            .get_mut(&WindowKey {
+                                practice,
+                                size,
+                                start,
+                            })
+                            .expect("window exists");
+                        if sign > 0 {
+                            acc.waiting.push((at, until));
+                        } else {
+                            remove_one(&mut acc.waiting, &(at, until));
+                        }
+                        start = end;
+                    }
+                }
+                _ => {
+                    let start = self.day_cache.bounds(size, at).0;
+                    let acc = self.window_mut(practice, size, start, sign);
+                    apply_point(acc, contribution, sign);
+                }
+            }
+        }
+    }
+
+    /// The window, created when adding; marks it changed by this ingest.
+    fn window_mut(
+        &mut self,
+        practice: PracticeId,
+        size: WindowSize,
+        start: Timestamp,
+        sign: i64,
+    ) -> &mut WindowAcc {
+        let key = WindowKey {
+            practice,
+            size,
+            start,
+        };
+        let acc = self.windows.entry(key).or_insert_with(|| {
+            debug_assert!(sign > 0, "retracting from a window that does not exist");
+            let end = size.end_of(start);
+            self.closing.insert((end, key));
+            WindowAcc {
+                end,
+                ..Default::default()
+            }
+        });
+        if acc.touched_at_seq != self.seq {
+            acc.touched_at_seq = self.seq;
+            acc.revision += 1;
+        }
+        if !acc.dirty {
+            acc.dirty = true;
+            self.dirty_windows.push(key);
+        }
+        acc
+    }
+
+    /// Emits what changed since the last drain. Windows past the watermark
+    /// plus the allowed lateness are emitted `final` and forgotten, and so
+    /// are calls past their retention. With `provisional` false only final
+    /// records are emitted (replay).
+    pub fn drain(&mut self, provisional: bool) -> Emitted {
+        let mut emitted = Emitted::default();
+        self.finalise_windows(&mut emitted);
+        self.evict_calls(&mut emitted);
+        if provisional {
+            for key in std::mem::take(&mut self.dirty_windows) {
+                if let Some(acc) = self.windows.get_mut(&key) {
+                    if acc.dirty {
+                        acc.dirty = false;
+                        if acc.events > 0 {
+                            let record = self.record(key, false);
+                            emitted.windows.push(record);
+                        }
+                    }
+                }
+            }
+            for call in std::mem::take(&mut self.dirty_calls) {
+                if let Some(summary) = self.call_summary(&call, false) {
+                    emitted.calls.push(summary);
+                }
+            }
+        }
+        emitted
+    }
+
+    /// Ends the input: every window and call becomes final and is emitted.
+    pub fn finish(&mut self) -> Emitted {
+        self.config.lateness = Lateness::Bounded { allowed_ms: 0 };
+        self.config.call_retention_ms = 0;
+        self.watermark = Some(Timestamp(i64::MAX / 2));
+        let emitted = self.drain(false);
+        debug_assert!(self.windows.is_empty() && self.practices.is_empty());
+        emitted
+    }
+
+    fn finalise_windows(&mut self, emitted: &mut Emitted) {
+        let (Lateness::Bounded { allowed_ms }, Some(wm)) = (self.config.lateness, self.watermark)
+        else {
+            return;
+        };
+        while let Some(&(end, key)) = self.closing.first() {
+            if end.0.saturating_add(allowed_ms) > wm.0 {
+                break;
+            }
+            self.closing.pop_first();
+            if self.windows.get(&key).is_some_and(|acc| acc.events > 0) {
+                emitted.windows.push(self.record(key, true));
+            }
+            self.windows.remove(&key);
+        }
+    }
+
+    fn evict_calls(&mut self, emitted: &mut Emitted) {
+        let (Lateness::Bounded { allowed_ms }, Some(wm)) = (self.config.lateness, self.watermark)
+        else {
+            return;
+        };
+        let horizon =
+            wm.0.saturating_sub(allowed_ms)
+                .saturating_sub(self.config.call_retention_ms);
+        while let Some((&hour, _)) = self.retention.first_key_value() {
+            // Everything in this bucket had its latest event before the end of the hour.
+            if (hour + 1).saturating_mul(HOUR_MS) > horizon.saturating_add(1)
+                && horizon < i64::MAX / 4
+            {
+                break;
+            }
+            let (_, calls) = self.retention.pop_first().expect("checked non-empty");
+            for call in calls {
+                let Some(state) = self.find_call(&call) else {
+                    continue;
+                };
+                if state.latest_at.0.div_euclid(HOUR_MS) != hour {
+                    continue; // it has a newer entry
+                }
+                if let Some(summary) = self.call_summary(&call, true) {
+                    emitted.calls.push(summary);
+                }
+                self.remove_call(call.practice, &call.call_id, call.vendor);
+            }
+        }
+    }
+
+    fn find_call(&self, call: &CallRef) -> Option<&CallState> {
+        self.practices
+            .get(&call.practice)?
+            .calls
+            .get(&call.call_id)?
+            .iter()
+            .find(|state| state.vendor == call.vendor)
+    }
+
+    fn call_summary(&mut self, call: &CallRef, is_final: bool) -> Option<CallSummary> {
+        let practice_code = self.practices.get(&call.practice)?.code.clone();
+        let vendor = self.vendors[usize::from(call.vendor)].to_string();
+        let state = self
+            .practices
+            .get_mut(&call.practice)?
+            .calls
+            .get_mut(&call.call_id)?
+            .iter_mut()
+            .find(|state| state.vendor == call.vendor)?;
+        state.dirty = false;
+        if state.practice_level {
+            return None;
+        }
+        let mut scratch = Vec::new();
+        let facts = derive(&state.events, false, &self.config.core_hours, &mut scratch);
+        Some(CallSummary {
+            practice: practice_code,
+            vendor,
+            call_id: call.call_id.to_string(),
+            revision: state.revision,
+            is_final,
+            caller: facts.caller.map(str::to_string),
+            offered_at: facts.offered_at,
+            wait_start_at: facts.wait_start,
+            outcome: facts.outcome.map(|(kind, _)| kind),
+            outcome_at: facts.outcome.map(|(_, at)| at),
+            outcome_in_core_hours: facts.outcome.is_some() && facts.outcome_in_core_hours,
+            wait_ms: facts.wait_ms(),
+            abandon_ms: facts.abandon_ms(),
+            talk_ms: facts.talk_ms(),
+            ended_at: facts.ended_at,
+            callback_requested_at: facts.callback_requested_at(),
+            first_callback_made_at: facts.first_callback_made_at,
+            callbacks_made: facts.callbacks_made,
+            callback_delay_ms: facts.callback_delay_ms(),
+            conflicting_outcomes: facts.conflicting_outcomes,
+            events: state.events.len() as u64,
+        })
+    }
+
+    fn record(&self, key: WindowKey, is_final: bool) -> WindowMetrics {
+        let acc = &self.windows[&key];
+        let practice = self
+            .practices
+            .get(&key.practice)
+            .map(|state| state.code.clone())
+            .unwrap_or_else(|| key.practice.to_code());
+        let count = |value: i64| -> u64 {
+            debug_assert!(value >= 0, "a count went negative: {value}");
+            value.max(0) as u64
+        };
+        let (wait_count, wait_ms_sum, wait_ms_max, wait_hist) = summarise(&acc.waits);
+        let (abandon_count, abandon_ms_sum, abandon_ms_max, abandon_hist) =
+            summarise(&acc.abandons);
+        let (talk_count, talk_ms_sum, talk_ms_max, talk_hist) = summarise(&acc.talks);
+        WindowMetrics {
+            practice,
+            window: key.size,
+            start: key.start,
+            end: acc.end,
+            revision: acc.revision,
+            is_final,
+            offered: count(acc.offered),
+            answered: count(acc.outcomes[0]),
+            callback_requested: count(acc.outcomes[1]),
+            abandoned: count(acc.outcomes[2]),
+            missed: count(acc.outcomes[3]),
+            ivr_ended: count(acc.outcomes[4]),
+            diverted_111: count(acc.outcomes[5]),
+            diverted_111_core: count(acc.diverted_111_core),
+            callbacks_made: count(acc.callbacks_made),
+            unique_callers: acc.callers.len() as u64,
+            peak_waiting: peak_waiting(&acc.waiting, key.start, acc.end),
+            wait_count,
+            wait_ms_sum,
+            wait_ms_max,
+            wait_hist,
+            abandon_count,
+            abandon_ms_sum,
+            abandon_ms_max,
+            abandon_hist,
+            talk_count,
+            talk_ms_sum,
+            talk_ms_max,
+            talk_hist,
+            callback_delay_count: count(acc.callback_delay_count),
+            callback_delay_ms_sum: count(acc.callback_delay_ms_sum),
+            dq_duplicates: count(acc.duplicates),
+            dq_conflicts: count(acc.conflicts),
+        }
+    }
+}
+
+fn apply_point(acc: &mut WindowAcc, contribution: Contribution, sign: i64) {
+    let values = |list: &mut Vec<u64>, value: u64| {
+        if sign > 0 {
+            list.push(value);
+        } else {
+            remove_one(list, &value);
+        }
+    };
+    match contribution {
+        Contribution::Landed => acc.events += sign,
+        Contribution::Duplicate => acc.duplicates += sign,
+        Contribution::Conflict => acc.conflicts += sign,
+        Contribution::Offered { caller } => {
+            acc.offered += sign;
+            if let Some(digest) = caller {
+                count_caller(&mut acc.callers, digest, sign);
+            }
+        }
+        Contribution::Outcome {
+            kind,
+            in_core_hours,
+        } => {
+            acc.outcomes[outcome_slot(kind)] += sign;
+            if in_core_hours {
+                acc.diverted_111_core += sign;
+            }
+        }
+        Contribution::WaitMs(ms) => values(&mut acc.waits, ms),
+        Contribution::AbandonMs(ms) => values(&mut acc.abandons, ms),
+        Contribution::TalkMs(ms) => values(&mut acc.talks, ms),
+        Contribution::CallbackMade => acc.callbacks_made += sign,
+        Contribution::CallbackDelayMs(ms) => {
+            acc.callback_delay_count += sign;
+            acc.callback_delay_ms_sum += sign * ms as i64;
+        }
+        Contribution::WaitingUntil(_) => unreachable!("intervals are applied per window"),
+    }
+}
+
+fn count_caller(callers: &mut Vec<(u64, u32)>, digest: u64, sign: i64) {
+    match callers.binary_search_by_key(&digest, |&(d, _)| d) {
+        Ok(index) if sign > 0 => callers[index].1 += 1,
+        Ok(index) => {
+            callers[index].1 -= 1;
+            if callers[index].1 == 0 {
+                callers.remove(index);
+            }
+        }
+        Err(index) => {
+            debug_assert!(sign > 0, "retracting a caller never counted");
+            callers.insert(index, (digest, 1));
+        }
+    }
+}
+
+fn remove_one<T: PartialEq>(list: &mut Vec<T>, value: &T) {
+    let index = list.iter().position(|held| held == value);
+    debug_assert!(index.is_some(), "retracting a value that was never added");
+    if let Some(index) = index {
+        list.swap_remove(index);
+    }
+}
+
+/// Count, sum, max and histogram of a window's durations.
+fn summarise(values: &[u64]) -> (u64, u64, u64, Histogram) {
+    let mut hist = Histogram::default();
+    let (mut sum, mut max) = (0u64, 0u64);
+    for &value in values {
+        hist[histogram_bucket(value)] += 1;
+        sum = sum.saturating_add(value);
+        max = max.max(value);
+    }
+    (values.len() as u64, sum, max, hist)
+}
+
+/// The largest number of calls waiting at one instant of [start, end).
+fn peak_waiting(intervals: &[(Timestamp, Timestamp)], start: Timestamp, end: Timestamp) -> u64 {
+    let mut edges: Vec<(Timestamp, i64)> = Vec::with_capacity(intervals.len() * 2);
+    for &(from, until) in intervals {
+        let (from, until) = (from.max(start), until.min(end));
+        if from < until {
+            edges.push((from, 1));
+            edges.push((until, -1));
+        }
+    }
+    // At one instant ends (-1) sort before starts (+1): the end is exclusive.
+    edges.sort_unstable();
+    let (mut current, mut peak) = (0i64, 0i64);
+    for (_, step) in edges {
+        current += step;
+        peak = peak.max(current);
+    }
+    peak as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_counts_overlaps_and_treats_ends_as_exclusive() {
+        let t = |s: i64| Timestamp(s * 1000);
+        let intervals = [(t(0), t(10)), (t(5), t(15)), (t(10), t(20))];
+        assert_eq!(peak_waiting(&intervals, t(0), t(60)), 2);
+        assert_eq!(peak_waiting(&intervals, t(11), t(60)), 2);
+        assert_eq!(peak_waiting(&intervals, t(16), t(60)), 1);
+        assert_eq!(peak_waiting(&intervals, t(20), t(60)), 0);
+    }
+}

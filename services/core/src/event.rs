@@ -1,0 +1,363 @@
+//! The canonical call event (metrics.md §1): what every adapter produces and
+//! the processor consumes. Validation lives here so that every entry point
+//! (HTTP ingest, files, replay, Kafka) rejects the same things for the same reasons.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::{TimeError, Timestamp};
+
+/// The longest identifier (event, call, vendor, caller pseudonym) we accept.
+pub const MAX_ID_LEN: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "offered")]
+    Offered,
+    #[serde(rename = "queued")]
+    Queued,
+    #[serde(rename = "answered")]
+    Answered,
+    #[serde(rename = "callback_requested")]
+    CallbackRequested,
+    #[serde(rename = "abandoned")]
+    Abandoned,
+    #[serde(rename = "missed")]
+    Missed,
+    #[serde(rename = "ivr_ended")]
+    IvrEnded,
+    #[serde(rename = "diverted_111")]
+    Diverted111,
+    #[serde(rename = "ended")]
+    Ended,
+    #[serde(rename = "callback_made")]
+    CallbackMade,
+    #[serde(rename = "divert_111_on")]
+    Divert111On,
+    #[serde(rename = "divert_111_off")]
+    Divert111Off,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::Offered,
+        EventKind::Queued,
+        EventKind::Answered,
+        EventKind::CallbackRequested,
+        EventKind::Abandoned,
+        EventKind::Missed,
+        EventKind::IvrEnded,
+        EventKind::Diverted111,
+        EventKind::Ended,
+        EventKind::CallbackMade,
+        EventKind::Divert111On,
+        EventKind::Divert111Off,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Offered => "offered",
+            EventKind::Queued => "queued",
+            EventKind::Answered => "answered",
+            EventKind::CallbackRequested => "callback_requested",
+            EventKind::Abandoned => "abandoned",
+            EventKind::Missed => "missed",
+            EventKind::IvrEnded => "ivr_ended",
+            EventKind::Diverted111 => "diverted_111",
+            EventKind::Ended => "ended",
+            EventKind::CallbackMade => "callback_made",
+            EventKind::Divert111On => "divert_111_on",
+            EventKind::Divert111Off => "divert_111_off",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+
+    /// One of the kinds that settle what happened to an inbound call.
+    pub fn is_outcome(self) -> bool {
+        matches!(
+            self,
+            EventKind::Answered
+                | EventKind::CallbackRequested
+                | EventKind::Abandoned
+                | EventKind::Missed
+                | EventKind::IvrEnded
+                | EventKind::Diverted111
+        )
+    }
+
+    /// Practice-level switches that belong to no call.
+    pub fn is_practice_level(self) -> bool {
+        matches!(self, EventKind::Divert111On | EventKind::Divert111Off)
+    }
+}
+
+/// One canonical call event. Field names are the wire contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvent {
+    pub event_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    pub vendor: String,
+    pub practice: String,
+    pub kind: EventKind,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("not a canonical call event: {0}")]
+    Json(String),
+    #[error("field `{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl EventError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        EventError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The field at fault, where one is known: for clients that branch on it.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EventError::Invalid { field, .. } => Some(field),
+            EventError::Json(_) => None,
+        }
+    }
+}
+
+impl From<TimeError> for EventError {
+    fn from(err: TimeError) -> Self {
+        EventError::invalid("at", err.to_string())
+    }
+}
+
+impl CallEvent {
+    /// Parses and validates one JSON object. Errors name the field at fault.
+    pub fn from_json(text: &str) -> Result<CallEvent, EventError> {
+        let raw: RawCallEvent<'_> =
+            serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
+        let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
+            EventError::invalid(
+                "kind",
+                format!(
+                    "`{}` is not a canonical kind (offered, queued, answered, ...)",
+                    raw.kind.chars().take(40).collect::<String>()
+                ),
+            )
+        })?;
+        let event = CallEvent {
+            event_id: raw.event_id.into_owned(),
+            call_id: raw.call_id.map(Cow::into_owned),
+            vendor: raw.vendor.into_owned(),
+            practice: raw.practice.into_owned(),
+            kind,
+            at: Timestamp::parse_rfc3339(&raw.at)?,
+            caller: raw.caller.map(Cow::into_owned),
+            queue_position: raw.queue_position,
+        };
+        event.validate()?;
+        Ok(event)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a call event always serialises")
+    }
+
+    /// Checks the rules of metrics.md §1 that the types alone do not enforce.
+    pub fn validate(&self) -> Result<(), EventError> {
+        check_id("event_id", &self.event_id)?;
+        check_id("vendor", &self.vendor)?;
+        if !self
+            .vendor
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(EventError::invalid(
+                "vendor",
+                "must be a lower-case adapter name such as `generic` or `amazon-connect`",
+            ));
+        }
+        if !is_practice_code(&self.practice) {
+            return Err(EventError::invalid(
+                "practice",
+                format!(
+                    "`{}` is not an ODS practice code (one upper-case letter and five digits, e.g. A81001)",
+                    self.practice.chars().take(20).collect::<String>()
+                ),
+            ));
+        }
+        match (&self.call_id, self.kind.is_practice_level()) {
+            (None, false) => {
+                return Err(EventError::invalid(
+                    "call_id",
+                    format!("required for `{}` events", self.kind.as_str()),
+                ))
+            }
+            (Some(call_id), _) => check_id("call_id", call_id)?,
+            (None, true) => {}
+        }
+        if let Some(caller) = &self.caller {
+            check_id("caller", caller)?;
+            if looks_like_phone_number(caller) {
+                return Err(EventError::invalid(
+                    "caller",
+                    "must be a pseudonym (keyed HMAC), never a phone number",
+                ));
+            }
+        }
+        if self.queue_position.is_some() && self.kind != EventKind::Queued {
+            return Err(EventError::invalid(
+                "queue_position",
+                "only `queued` events carry a queue position",
+            ));
+        }
+        if self.at < crate::time::EARLIEST || self.at >= crate::time::LATEST {
+            return Err(EventError::invalid(
+                "at",
+                "outside 2000-01-01 to 2100-01-01",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The wire shape before validation: strings borrowed where the JSON allows,
+/// so that a bad kind or timestamp is reported against its field.
+#[derive(Deserialize)]
+struct RawCallEvent<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    call_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    vendor: Cow<'a, str>,
+    #[serde(borrow)]
+    practice: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    caller: Option<Cow<'a, str>>,
+    #[serde(default)]
+    queue_position: Option<u32>,
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), EventError> {
+    if value.is_empty() {
+        return Err(EventError::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(EventError::invalid(
+            field,
+            format!("longer than {MAX_ID_LEN} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EventError::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+/// One upper-case letter and five digits, e.g. `A81001`.
+pub fn is_practice_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 6 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// Seven or more digits with only phone punctuation around them: a number
+/// that escaped pseudonymisation. Pseudonyms are hex or base64 and rarely
+/// all-digit; a false alarm costs a rejected event, a miss costs a leak.
+fn looks_like_phone_number(value: &str) -> bool {
+    let digits = value.bytes().filter(u8::is_ascii_digit).count();
+    digits >= 7
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b' ' | b'-' | b'(' | b')' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> CallEvent {
+        CallEvent::from_json(
+            r#"{"event_id":"e1","call_id":"c1","vendor":"generic","practice":"A81001","kind":"queued","at":"2026-11-23T08:00:00Z","caller":"p:9f86d081","queue_position":3}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_all_fields() {
+        let event = valid();
+        assert_eq!(event.kind, EventKind::Queued);
+        assert_eq!(event.queue_position, Some(3));
+        assert_eq!(event.at.to_rfc3339_millis(), "2026-11-23T08:00:00.000Z");
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in EventKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        let cases: [(&str, &str); 8] = [
+            (r#""kind":"hung_up""#, "kind"),
+            (r#""practice":"a81001""#, "practice"),
+            (r#""practice":"A8100""#, "practice"),
+            (r#""caller":"+44 7700 900123""#, "caller"),
+            (r#""event_id":"""#, "event_id"),
+            (r#""vendor":"Generic""#, "vendor"),
+            (r#""at":"2026-13-01T00:00:00Z""#, "at"),
+            (r#""at":"1999-12-31T23:59:59Z""#, "at"),
+        ];
+        for (patch, field) in cases {
+            let mut value: serde_json::Value = serde_json::to_value(valid()).unwrap();
+            let patch: serde_json::Value = serde_json::from_str(&format!("{{{patch}}}")).unwrap();
+            for (key, v) in patch.as_object().unwrap() {
+                value[key] = v.clone();
+            }
+            let err = CallEvent::from_json(&value.to_string()).unwrap_err();
+            assert_eq!(err.field(), Some(field), "{patch}: {err}");
+        }
+    }
+
+    #[test]
+    fn call_id_required_except_for_practice_switches() {
+        let missing = r#"{"event_id":"e1","vendor":"generic","practice":"A81001","kind":"answered","at":"2026-11-23T08:00:00Z"}"#;
+        assert_eq!(
+            CallEvent::from_json(missing).unwrap_err().field(),
+            Some("call_id")
+        );
+        let switch = r#"{"event_id":"e1","vendor":"generic","practice":"A81001","kind":"divert_111_on","at":"2026-11-23T08:00:00Z"}"#;
+        assert!(CallEvent::from_json(switch).is_ok());
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        for text in ["", "{", "[]", "null", r#"{"event_id":1}"#, "\u{0}"] {
+            assert!(
+                matches!(CallEvent::from_json(text), Err(EventError::Json(_))),
+                "{text:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! callpulse's pure core: everything that can be decided without a socket.
+//!
+//! - [`event`]: the canonical call event and its validation (metrics.md §1)
+//! - [`call`]: per-call state and what a call contributes to windows (§2)
+//! - [`window`]: tumbling windows, UTC and London days (§3)
+//! - [`engine`]: the event-time engine: watermark, lateness, emission
+//! - [`record`]: the window metrics record (§4), call summaries, late events
+//! - [`calendar`]: GP core hours and bank holidays (§5)
+//! - [`replay`]: the engine over a file of JSON lines
+
+pub mod calendar;
+pub mod call;
+pub mod engine;
+pub mod event;
+pub mod practice;
+pub mod record;
+pub mod replay;
+pub mod time;
+pub mod window;
+
+pub use calendar::CoreHours;
+pub use engine::{Emitted, Engine, EngineConfig, Ingested, Lateness};
+pub use event::{CallEvent, EventError, EventKind};
+pub use record::{CallSummary, LateEvent, WindowMetrics};
+pub use time::Timestamp;
+pub use window::WindowSize;

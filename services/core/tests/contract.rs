@@ -1,0 +1,316 @@
+//! The measurement contract (metrics.md) checked through the engine, and the
+//! property that results depend on the set of events, not their order.
+
+use callpulse_core::replay::replay;
+use callpulse_core::{
+    CallEvent, CoreHours, Engine, EngineConfig, EventKind, Ingested, Lateness, Timestamp,
+    WindowMetrics, WindowSize,
+};
+use proptest::prelude::*;
+
+fn event(id: &str, call: &str, kind: EventKind, at: &str) -> CallEvent {
+    CallEvent {
+        event_id: id.into(),
+        call_id: (!kind.is_practice_level()).then(|| call.to_string()),
+        vendor: "generic".into(),
+        practice: "A81001".into(),
+        kind,
+        at: Timestamp::parse_rfc3339(at).unwrap(),
+        caller: None,
+        queue_position: None,
+    }
+}
+
+fn run(events: &[CallEvent]) -> Vec<WindowMetrics> {
+    let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
+    for e in events {
+        assert!(!matches!(engine.ingest(e), Ingested::Late(_)));
+    }
+    let mut windows = engine.finish().windows;
+    windows.sort_by_key(|w| w.key());
+    windows
+}
+
+fn window<'a>(windows: &'a [WindowMetrics], size: WindowSize, start: &str) -> &'a WindowMetrics {
+    let start = Timestamp::parse_rfc3339(start).unwrap();
+    windows
+        .iter()
+        .find(|w| w.window == size && w.start == start)
+        .unwrap_or_else(|| panic!("no {size} window at {start}"))
+}
+
+#[test]
+fn an_answered_call_counts_wait_and_talk_in_their_own_windows() {
+    let windows = run(&[
+        event("e1", "c1", EventKind::Offered, "2026-11-23T08:00:10Z"),
+        event("e2", "c1", EventKind::Queued, "2026-11-23T08:00:30Z"),
+        event("e3", "c1", EventKind::Answered, "2026-11-23T08:01:30Z"),
+        event("e4", "c1", EventKind::Ended, "2026-11-23T08:05:30Z"),
+    ]);
+    let first = window(&windows, WindowSize::Minute, "2026-11-23T08:00:00Z");
+    assert_eq!((first.offered, first.answered, first.wait_count), (1, 0, 0));
+    assert_eq!(first.peak_waiting, 1);
+    let second = window(&windows, WindowSize::Minute, "2026-11-23T08:01:00Z");
+    assert_eq!(
+        (
+            second.answered,
+            second.wait_count,
+            second.wait_ms_sum,
+            second.wait_ms_max
+        ),
+        (1, 1, 60_000, 60_000)
+    );
+    assert_eq!(
+        second.wait_hist,
+        [0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+        "60 s is on the 60 s bound"
+    );
+    let fifth = window(&windows, WindowSize::Minute, "2026-11-23T08:05:00Z");
+    assert_eq!((fifth.talk_count, fifth.talk_ms_sum), (1, 240_000));
+    assert_eq!(fifth.talk_hist[4], 1, "240 s falls in the 300 s bucket");
+    let hour = window(&windows, WindowSize::Hour, "2026-11-23T08:00:00Z");
+    assert_eq!(
+        (
+            hour.offered,
+            hour.answered,
+            hour.talk_count,
+            hour.peak_waiting
+        ),
+        (1, 1, 1, 1)
+    );
+    assert!(windows.iter().all(|w| w.is_final));
+    // Minutes with no event in them are not emitted.
+    assert!(!windows.iter().any(|w| w.window == WindowSize::Minute
+        && w.start == Timestamp::parse_rfc3339("2026-11-23T08:02:00Z").unwrap()));
+}
+
+#[test]
+fn duplicates_and_conflicts_are_counted_where_they_land() {
+    let windows = run(&[
+        event("e1", "c1", EventKind::Offered, "2026-11-23T09:00:00Z"),
+        event("e2", "c1", EventKind::Abandoned, "2026-11-23T09:00:40Z"),
+        event("e2", "c1", EventKind::Abandoned, "2026-11-23T09:00:40Z"),
+        event("e3", "c1", EventKind::Missed, "2026-11-23T09:01:10Z"),
+    ]);
+    let first = window(&windows, WindowSize::Minute, "2026-11-23T09:00:00Z");
+    assert_eq!(
+        (
+            first.abandoned,
+            first.abandon_count,
+            first.abandon_ms_sum,
+            first.dq_duplicates
+        ),
+        (1, 1, 40_000, 1)
+    );
+    let second = window(&windows, WindowSize::Minute, "2026-11-23T09:01:00Z");
+    assert_eq!((second.missed, second.dq_conflicts), (0, 1));
+}
+
+#[test]
+fn callback_delay_lands_with_the_first_callback() {
+    let windows = run(&[
+        event("e1", "c1", EventKind::Offered, "2026-11-23T08:00:00Z"),
+        event(
+            "e2",
+            "c1",
+            EventKind::CallbackRequested,
+            "2026-11-23T08:02:00Z",
+        ),
+        event("e4", "c1", EventKind::CallbackMade, "2026-11-23T10:30:00Z"),
+        event("e3", "c1", EventKind::CallbackMade, "2026-11-23T10:02:00Z"),
+        // A callback made for a call that never asked for one: counted, no delay.
+        event("e5", "c2", EventKind::CallbackMade, "2026-11-23T10:05:00Z"),
+    ]);
+    let hour = window(&windows, WindowSize::Hour, "2026-11-23T10:00:00Z");
+    assert_eq!(
+        (
+            hour.callbacks_made,
+            hour.callback_delay_count,
+            hour.callback_delay_ms_sum
+        ),
+        (3, 1, 2 * 3_600_000)
+    );
+}
+
+#[test]
+fn diversions_in_core_hours_stop_at_1830() {
+    let windows = run(&[
+        event("e1", "c1", EventKind::Diverted111, "2026-11-23T18:29:59Z"),
+        event("e2", "c2", EventKind::Diverted111, "2026-11-23T18:30:00Z"),
+        event("e3", "c3", EventKind::Diverted111, "2026-12-25T10:00:00Z"),
+    ]);
+    let day = window(&windows, WindowSize::Day, "2026-11-23T00:00:00Z");
+    assert_eq!((day.diverted_111, day.diverted_111_core), (2, 1));
+    let christmas = window(&windows, WindowSize::Day, "2026-12-25T00:00:00Z");
+    assert_eq!(
+        (christmas.diverted_111, christmas.diverted_111_core),
+        (1, 0)
+    );
+}
+
+#[test]
+fn day_windows_follow_london_and_the_clock_change() {
+    let windows = run(&[
+        event("e1", "c1", EventKind::Offered, "2026-10-24T23:30:00Z"),
+        event("e2", "c2", EventKind::Offered, "2026-10-25T23:30:00Z"),
+    ]);
+    let autumn = window(&windows, WindowSize::Day, "2026-10-24T23:00:00Z");
+    assert_eq!(
+        autumn.end,
+        Timestamp::parse_rfc3339("2026-10-26T00:00:00Z").unwrap()
+    );
+    assert_eq!(autumn.offered, 2);
+}
+
+#[test]
+fn unique_callers_count_pseudonyms_once() {
+    let mut events = Vec::new();
+    for (i, caller) in ["p1", "p1", "p2"].iter().enumerate() {
+        let mut e = event(
+            &format!("e{i}"),
+            &format!("c{i}"),
+            EventKind::Offered,
+            "2026-11-23T08:00:00Z",
+        );
+        e.caller = Some(caller.to_string());
+        events.push(e);
+    }
+    let windows = run(&events);
+    let minute = window(&windows, WindowSize::Minute, "2026-11-23T08:00:00Z");
+    assert_eq!((minute.offered, minute.unique_callers), (3, 2));
+}
+
+#[test]
+fn streaming_reports_late_events_and_emits_revisions() {
+    let config = EngineConfig {
+        lateness: Lateness::Bounded { allowed_ms: 60_000 },
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config);
+    assert_eq!(
+        engine.ingest(&event(
+            "e1",
+            "c1",
+            EventKind::Offered,
+            "2026-11-23T08:00:00Z"
+        )),
+        Ingested::Folded
+    );
+    let early = engine.drain(true);
+    assert_eq!(early.windows.len(), 4);
+    assert!(early.windows.iter().all(|w| !w.is_final && w.revision == 1));
+    engine.ingest(&event(
+        "e2",
+        "c2",
+        EventKind::Offered,
+        "2026-11-23T08:00:30Z",
+    ));
+    let again = engine.drain(true);
+    assert!(again
+        .windows
+        .iter()
+        .all(|w| w.revision == 2 && w.offered == 2));
+    // Moves the watermark past 08:01 + 1 min of lateness.
+    engine.ingest(&event(
+        "e3",
+        "c3",
+        EventKind::Offered,
+        "2026-11-23T08:02:00Z",
+    ));
+    let closed = engine.drain(true);
+    assert!(closed
+        .windows
+        .iter()
+        .any(|w| w.is_final && w.window == WindowSize::Minute && w.offered == 2));
+    let late = engine.ingest(&event(
+        "e4",
+        "c4",
+        EventKind::Offered,
+        "2026-11-23T08:00:59Z",
+    ));
+    assert!(matches!(late, Ingested::Late(_)), "{late:?}");
+    assert_eq!(engine.stats().late, 1);
+}
+
+#[test]
+fn replay_reports_bad_lines_by_number() {
+    let input = "{\"event_id\":\"e1\",\"call_id\":\"c\",\"vendor\":\"generic\",\"practice\":\"A81001\",\"kind\":\"offered\",\"at\":\"2026-11-23T08:00:00Z\"}\nnot json\n\n{\"event_id\":\"e2\",\"call_id\":\"c\",\"vendor\":\"generic\",\"practice\":\"X\",\"kind\":\"offered\",\"at\":\"2026-11-23T08:00:00Z\"}\n";
+    let out = replay(input.as_bytes(), EngineConfig::replay(CoreHours::shipped())).unwrap();
+    assert_eq!(
+        out.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![2, 4]
+    );
+    assert_eq!(out.windows.len(), 4);
+}
+
+// ---- order independence ----
+
+fn arbitrary_events() -> impl Strategy<Value = Vec<CallEvent>> {
+    let kinds = prop::sample::select(vec![
+        EventKind::Offered,
+        EventKind::Queued,
+        EventKind::Answered,
+        EventKind::Abandoned,
+        EventKind::Missed,
+        EventKind::CallbackRequested,
+        EventKind::CallbackMade,
+        EventKind::Ended,
+        EventKind::IvrEnded,
+        EventKind::Diverted111,
+        EventKind::Divert111On,
+    ]);
+    let one = (
+        0u8..6,
+        0u8..8,
+        kinds,
+        0i64..7_200,
+        prop::option::of(0u8..3),
+        0u8..2,
+    );
+    prop::collection::vec(one, 1..60).prop_map(|items| {
+        items
+            .into_iter()
+            .map(|(call, id, kind, secs, caller, practice)| CallEvent {
+                // Few ids per call so that duplicates with differing copies occur.
+                event_id: format!("e{call}-{id}"),
+                call_id: (!kind.is_practice_level()).then(|| format!("c{call}")),
+                vendor: "generic".into(),
+                practice: format!("A8100{practice}"),
+                kind,
+                at: Timestamp(1_795_420_800_000 + secs * 1000), // 2026-11-23T07:20:00Z
+                caller: caller.map(|c| format!("p{c}")),
+                queue_position: None,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_order_gives_the_same_final_windows(events in arbitrary_events(), seed in any::<u64>()) {
+        let expected: Vec<_> = run(&events).iter().map(WindowMetrics::values_only).collect();
+        let mut shuffled = events.clone();
+        // Fisher-Yates with a small deterministic generator.
+        let mut state = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let actual: Vec<_> = run(&shuffled).iter().map(WindowMetrics::values_only).collect();
+        prop_assert_eq!(actual, expected);
+    }
+
+    #[test]
+    fn two_halves_interleaved_give_the_same_final_windows(events in arbitrary_events(), split in any::<prop::sample::Index>(), pattern in any::<u64>()) {
+        let expected: Vec<_> = run(&events).iter().map(WindowMetrics::values_only).collect();
+        let (a, b) = events.split_at(split.index(events.len() + 1));
+        let mut merged = Vec::new();
+        let (mut i, mut j, mut bits) = (0, 0, pattern);
+        while i < a.len() || j < b.len() {
+            if j >= b.len() || (i < a.len() && bits & 1 == 0) { merged.push(a[i].clone()); i += 1; } else { merged.push(b[j].clone()); j += 1; }
+            bits = bits.rotate_right(1);
+        }
+        let actual: Vec<_> = run(&merged).iter().map(WindowMetrics::values_only).collect();
+        prop_assert_eq!(actual, expected);
+    }
+}
