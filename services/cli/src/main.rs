@@ -18,12 +18,42 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "callpulse", version, propagate_version = true)]
 struct Cli {
+    /// Configuration file (TOML). Defaults work against the local stack;
+    /// any key can also be set as CALLPULSE__SECTION__KEY, e.g. CALLPULSE__KAFKA__BROKERS.
+    #[arg(long, global = true, value_name = "FILE", env = "CALLPULSE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Consume canonical events from Kafka and publish window metrics (rebuilds calls, windows, lateness).
+    Processor,
+    /// Write window metrics from Kafka into ClickHouse (applies the schema first).
+    Sink,
+    /// Apply the versioned ClickHouse schema (schemas/clickhouse) and exit.
+    Migrate,
+    /// Publish simulated calls for a few practices to Kafka.
+    ///
+    /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60
+    Simulate {
+        /// How many practices (A81001, A81002, ...).
+        #[arg(long, default_value_t = 5)]
+        practices: usize,
+        /// Minutes of event time to simulate, starting now.
+        #[arg(long, default_value_t = 60)]
+        minutes: i64,
+        /// Mean calls per practice per minute.
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+        /// Event-time speed-up over the wall clock; 0 publishes as fast as possible.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Seed: the same seed gives the same calls.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Compute final window metrics from a file of canonical events (JSON lines).
     ///
     /// Uses the same engine as the streaming processor. The whole input is in
@@ -67,8 +97,61 @@ fn main() -> ExitCode {
     }
 }
 
+fn load_config(path: Option<&Path>) -> Result<callpulse_runtime::Config> {
+    callpulse_runtime::Config::load(path).context("loading configuration")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    let shutdown = callpulse_runtime::shutdown_signal;
     match cli.command {
+        Command::Processor => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(callpulse_processor::run(config, shutdown()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sink => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(callpulse_sink::run(config, shutdown()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(callpulse_sink::migrate::apply(&config))?;
+            eprintln!(
+                "schema applied to {} at {}",
+                config.clickhouse.database, config.clickhouse.url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Simulate {
+            practices,
+            minutes,
+            rate,
+            speed,
+            seed,
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("reading the clock")?;
+            let plan = callpulse_simulator::SimulationPlan {
+                practices,
+                seed,
+                start: callpulse_core::Timestamp(now.as_millis() as i64),
+                duration_ms: minutes * 60_000,
+                calls_per_practice_minute: rate,
+                speed: (speed > 0.0).then_some(speed),
+            };
+            runtime()?.block_on(callpulse_simulator::run(config, plan, shutdown()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             events,
             metrics,

@@ -58,6 +58,10 @@ pub enum Contribution {
     /// The call waits from `at` (inclusive) until this instant (exclusive):
     /// applies to every window the interval overlaps.
     WaitingUntil(Timestamp),
+    /// The call has waited since `at` and has no outcome yet. Streaming counts
+    /// it as waiting in windows that close meanwhile (it is, most likely);
+    /// replay's final windows, with the whole input in hand, do not.
+    OpenWaitFrom,
 }
 
 /// A contribution and the instant that places it in windows.
@@ -250,6 +254,8 @@ pub fn derive<'a>(
                 out.push((start, Contribution::WaitingUntil(outcome.at)));
             }
         }
+    } else if let Some(start) = facts.wait_start {
+        out.push((start, Contribution::OpenWaitFrom));
     }
     out.sort_unstable();
     facts

@@ -170,6 +170,10 @@ pub struct Engine {
     /// Calls to look at for eviction, by the hour of their latest event.
     retention: BTreeMap<i64, Vec<CallRef>>,
     vendors: Vec<Box<str>>,
+    /// Final records of windows closed since the last drain.
+    closed: Vec<WindowMetrics>,
+    /// Wait starts of calls still waiting (no outcome yet), by practice.
+    open_waits: FxHashMap<PracticeId, Vec<Timestamp>>,
     watermark: Option<Timestamp>,
     seq: u64,
     day_cache: DayCache,
@@ -194,6 +198,8 @@ impl Engine {
             dirty_calls: Vec::new(),
             retention: BTreeMap::new(),
             vendors: Vec::new(),
+            open_waits: FxHashMap::default(),
+            closed: Vec::new(),
             watermark: None,
             seq: 0,
             day_cache: DayCache::default(),
@@ -224,6 +230,11 @@ impl Engine {
     pub fn advance_watermark(&mut self, to: Timestamp) {
         if self.watermark.is_none_or(|wm| to > wm) {
             self.watermark = Some(to);
+            // Close windows at once, not at the next drain: a window's final
+            // record must be computed before any later event could reach it.
+            let mut closed = std::mem::take(&mut self.closed);
+            self.finalise_windows(&mut closed);
+            self.closed = closed;
         }
     }
 
@@ -234,6 +245,16 @@ impl Engine {
             (Lateness::Bounded { allowed_ms }, Some(wm)) => {
                 let minute_end = at.floor_to(MINUTE_MS).0 + MINUTE_MS;
                 minute_end.saturating_add(allowed_ms) <= wm.0
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a window ending at `end` is final under the current watermark.
+    fn is_window_final(&self, end: Timestamp) -> bool {
+        match (self.config.lateness, self.watermark) {
+            (Lateness::Bounded { allowed_ms }, Some(wm)) => {
+                end.0.saturating_add(allowed_ms) <= wm.0
             }
             _ => false,
         }
@@ -307,10 +328,19 @@ impl Engine {
 
         // A change to a final window would make it disagree with what was
         // emitted as final: refuse the event instead.
+        // Waiting intervals are the exception: a wait that outlasts the
+        // lateness reaches back into closed windows, which counted the call
+        // as waiting while it was open; only open windows take the change.
         let touches_final = self
             .scratch_removed
             .iter()
             .chain(&self.scratch_added)
+            .filter(|(_, contribution)| {
+                !matches!(
+                    contribution,
+                    Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom
+                )
+            })
             .any(|(at, _)| self.is_final_at(*at));
         if touches_final {
             let call = &mut self
@@ -422,20 +452,26 @@ impl Engine {
 
     /// Adds (`sign` = 1) or retracts (-1) one contribution in every window it belongs to.
     fn apply(&mut self, practice: PracticeId, (at, contribution): Placed, sign: i64) {
+        if contribution == Contribution::OpenWaitFrom {
+            let open = self.open_waits.entry(practice).or_default();
+            if sign > 0 {
+                open.push(at);
+            } else {
+                remove_one(open, &at);
+            }
+            return;
+        }
         for size in WindowSize::ALL {
             match contribution {
                 Contribution::WaitingUntil(until) => {
                     let mut start = self.day_cache.bounds(size, at).0;
                     while start < until {
-                        let end = self.window_mut(practice, size, start, sign).end;
-                        let acc = self
-                            .windows
-                            .get_mut(&WindowKey {
-                                practice,
-                                size,
-                                start,
-                            })
-                            .expect("window exists");
+                        let end = size.end_of(start);
+                        if self.is_window_final(end) {
+                            start = end;
+                            continue;
+                        }
+                        let acc = self.window_mut(practice, size, start, sign);
                         if sign > 0 {
                             acc.waiting.push((at, until));
                         } else {
@@ -491,8 +527,11 @@ impl Engine {
     /// are calls past their retention. With `provisional` false only final
     /// records are emitted (replay).
     pub fn drain(&mut self, provisional: bool) -> Emitted {
-        let mut emitted = Emitted::default();
-        self.finalise_windows(&mut emitted);
+        let mut emitted = Emitted {
+            windows: std::mem::take(&mut self.closed),
+            calls: Vec::new(),
+        };
+        self.finalise_windows(&mut emitted.windows);
         self.evict_calls(&mut emitted);
         if provisional {
             for key in std::mem::take(&mut self.dirty_windows) {
@@ -520,12 +559,14 @@ impl Engine {
         self.config.lateness = Lateness::Bounded { allowed_ms: 0 };
         self.config.call_retention_ms = 0;
         self.watermark = Some(Timestamp(i64::MAX / 2));
+        // With the whole input in hand, a call with no outcome was not waiting (§3).
+        self.open_waits.clear();
         let emitted = self.drain(false);
         debug_assert!(self.windows.is_empty() && self.practices.is_empty());
         emitted
     }
 
-    fn finalise_windows(&mut self, emitted: &mut Emitted) {
+    fn finalise_windows(&mut self, closed: &mut Vec<WindowMetrics>) {
         let (Lateness::Bounded { allowed_ms }, Some(wm)) = (self.config.lateness, self.watermark)
         else {
             return;
@@ -536,7 +577,7 @@ impl Engine {
             }
             self.closing.pop_first();
             if self.windows.get(&key).is_some_and(|acc| acc.events > 0) {
-                emitted.windows.push(self.record(key, true));
+                closed.push(self.record(key, true));
             }
             self.windows.remove(&key);
         }
@@ -655,7 +696,7 @@ impl Engine {
             diverted_111_core: count(acc.diverted_111_core),
             callbacks_made: count(acc.callbacks_made),
             unique_callers: acc.callers.len() as u64,
-            peak_waiting: peak_waiting(&acc.waiting, key.start, acc.end),
+            peak_waiting: peak_waiting(&self.waiting_in(key.practice, acc), key.start, acc.end),
             wait_count,
             wait_ms_sum,
             wait_ms_max,
@@ -673,6 +714,20 @@ impl Engine {
             dq_duplicates: count(acc.duplicates),
             dq_conflicts: count(acc.conflicts),
         }
+    }
+}
+
+impl Engine {
+    /// The window's closed waits plus the practice's calls still waiting.
+    fn waiting_in(&self, practice: PracticeId, acc: &WindowAcc) -> Vec<(Timestamp, Timestamp)> {
+        let open = self
+            .open_waits
+            .get(&practice)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut intervals = acc.waiting.clone();
+        intervals.extend(open.iter().map(|&from| (from, Timestamp(i64::MAX))));
+        intervals
     }
 }
 
@@ -711,7 +766,9 @@ fn apply_point(acc: &mut WindowAcc, contribution: Contribution, sign: i64) {
             acc.callback_delay_count += sign;
             acc.callback_delay_ms_sum += sign * ms as i64;
         }
-        Contribution::WaitingUntil(_) => unreachable!("intervals are applied per window"),
+        Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom => {
+            unreachable!("waits are applied by Engine::apply")
+        }
     }
 }
 

@@ -314,3 +314,62 @@ proptest! {
         prop_assert_eq!(actual, expected);
     }
 }
+
+#[test]
+fn streaming_with_long_waits_matches_replay() {
+    // A 20-minute wait outlasts the 1-minute lateness: the windows it spans
+    // close while the call is still waiting, and must count it as replay does.
+    let mut events = vec![
+        event("a1", "long", EventKind::Offered, "2026-11-23T08:00:00Z"),
+        event("a2", "long", EventKind::Queued, "2026-11-23T08:00:20Z"),
+        event("a3", "long", EventKind::Answered, "2026-11-23T08:20:20Z"),
+        event("a4", "long", EventKind::Ended, "2026-11-23T08:25:00Z"),
+    ];
+    for minute in 0..25 {
+        let at = format!("2026-11-23T08:{minute:02}:30Z");
+        events.push(event(
+            &format!("b{minute}"),
+            &format!("short{minute}"),
+            EventKind::Offered,
+            &at,
+        ));
+        let at = format!("2026-11-23T08:{minute:02}:40Z");
+        events.push(event(
+            &format!("c{minute}"),
+            &format!("short{minute}"),
+            EventKind::Abandoned,
+            &at,
+        ));
+    }
+    events.sort_by_key(|e| e.at);
+    let expected: Vec<_> = run(&events)
+        .iter()
+        .map(WindowMetrics::values_only)
+        .collect();
+
+    let config = EngineConfig {
+        lateness: Lateness::Bounded { allowed_ms: 60_000 },
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config);
+    let mut finals = Vec::new();
+    for e in &events {
+        assert!(!matches!(engine.ingest(e), Ingested::Late(_)), "{e:?}");
+        finals.extend(
+            engine
+                .drain(true)
+                .windows
+                .into_iter()
+                .filter(|w| w.is_final),
+        );
+    }
+    finals.extend(engine.finish().windows);
+    finals.sort_by_key(|w| w.key());
+    let actual: Vec<_> = finals.iter().map(WindowMetrics::values_only).collect();
+    assert_eq!(actual, expected);
+    let minute_ten = window(&finals, WindowSize::Minute, "2026-11-23T08:10:00Z");
+    assert_eq!(
+        minute_ten.peak_waiting, 2,
+        "the long call and the short one"
+    );
+}

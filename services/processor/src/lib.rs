@@ -1,0 +1,140 @@
+//! The streaming processor: consumes canonical events, keeps one engine per
+//! assigned partition (keys are practices, so a practice's state lives with
+//! its partition), and publishes window metrics, call summaries and late
+//! events. Emission is rate-limited: open windows are re-emitted when
+//! changed, at most once per `emit_interval_ms`.
+//!
+//! Offsets are committed after the outputs of everything consumed so far
+//! were acknowledged by the broker. Rebuilding open state after a crash
+//! (re-reading from a position that covers open windows) is issue #4.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use callpulse_core::{CallEvent, CoreHours, Emitted, Engine, EngineConfig, Ingested, Lateness};
+use callpulse_runtime::{kafka, Config};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
+    let consumer = kafka::consumer(&config.kafka, &config.processor.group_id)?;
+    consumer
+        .subscribe(&[&config.topics.call_events])
+        .context("subscribing to call events")?;
+    let producer = kafka::producer(&config.kafka)?;
+    let engine_config = EngineConfig {
+        lateness: Lateness::Bounded {
+            allowed_ms: config.processor.allowed_lateness_ms,
+        },
+        ..EngineConfig::default()
+    };
+    let core_hours = CoreHours::shipped();
+    let mut engines: HashMap<i32, Engine> = HashMap::new();
+    let mut pending: HashMap<i32, i64> = HashMap::new();
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(config.processor.emit_interval_ms));
+    tokio::pin!(shutdown);
+    info!(topic = %config.topics.call_events, "processor running");
+
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = ticker.tick() => {
+                flush(&config, &producer, &mut engines, false).await?;
+                commit(&consumer, &config.topics.call_events, &mut pending)?;
+            }
+            message = consumer.recv() => {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(err) => { warn!(%err, "consuming call events"); continue; }
+                };
+                let partition = message.partition();
+                pending.insert(partition, message.offset() + 1);
+                let Some(payload) = message.payload() else { continue };
+                let event = match std::str::from_utf8(payload).map_err(|e| e.to_string())
+                    .and_then(|text| CallEvent::from_json(text).map_err(|e| e.to_string())) {
+                    Ok(event) => event,
+                    Err(reason) => {
+                        warn!(partition, offset = message.offset(), %reason, "invalid event sent to the dead-letter topic");
+                        let body = serde_json::json!({"reason": reason, "partition": partition, "offset": message.offset(),
+                            "raw": String::from_utf8_lossy(payload)}).to_string();
+                        send(&producer, &config.topics.dead_letters, "", &body).await?;
+                        continue;
+                    }
+                };
+                let engine = engines.entry(partition).or_insert_with(|| Engine::new(EngineConfig { core_hours: core_hours.clone(), ..engine_config.clone() }));
+                if let Ingested::Late(late) = engine.ingest(&event) {
+                    let body = serde_json::to_string(&*late)?;
+                    send(&producer, &config.topics.late_events, &event.practice, &body).await?;
+                }
+            }
+        }
+    }
+    flush(&config, &producer, &mut engines, false).await?;
+    commit(&consumer, &config.topics.call_events, &mut pending)?;
+    info!("processor stopped");
+    Ok(())
+}
+
+async fn flush(
+    config: &Config,
+    producer: &FutureProducer,
+    engines: &mut HashMap<i32, Engine>,
+    _final_only: bool,
+) -> Result<()> {
+    for engine in engines.values_mut() {
+        let Emitted { windows, calls } = engine.drain(true);
+        for window in &windows {
+            send(
+                producer,
+                &config.topics.metrics,
+                &window.practice,
+                &serde_json::to_string(window)?,
+            )
+            .await?;
+        }
+        for call in &calls {
+            send(
+                producer,
+                &config.topics.calls,
+                &call.practice,
+                &serde_json::to_string(call)?,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn send(producer: &FutureProducer, topic: &str, key: &str, body: &str) -> Result<()> {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(body),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(err, _)| err)
+        .with_context(|| format!("publishing to {topic}"))?;
+    Ok(())
+}
+
+fn commit(consumer: &impl Consumer, topic: &str, pending: &mut HashMap<i32, i64>) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for (&partition, &offset) in pending.iter() {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer
+        .commit(&list, CommitMode::Async)
+        .context("committing offsets")?;
+    pending.clear();
+    Ok(())
+}

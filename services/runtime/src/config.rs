@@ -1,0 +1,208 @@
+//! One configuration: embedded defaults, then an optional file, then
+//! environment variables `CALLPULSE__SECTION__KEY` (highest wins).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("default.toml");
+const ENV_PREFIX: &str = "CALLPULSE__";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: Topics,
+    pub processor: ProcessorConfig,
+    pub sink: SinkConfig,
+    pub clickhouse: ClickHouseConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    pub partitions: i32,
+    pub retention_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Topics {
+    pub call_events: String,
+    pub dead_letters: String,
+    pub metrics: String,
+    pub calls: String,
+    pub alerts: String,
+    pub late_events: String,
+}
+
+impl Topics {
+    pub fn all(&self) -> [&str; 6] {
+        [
+            &self.call_events,
+            &self.dead_letters,
+            &self.metrics,
+            &self.calls,
+            &self.alerts,
+            &self.late_events,
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProcessorConfig {
+    pub group_id: String,
+    pub allowed_lateness_ms: i64,
+    pub emit_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SinkConfig {
+    pub group_id: String,
+    pub batch_rows: usize,
+    pub batch_max_age_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {source}")]
+    Parse {
+        origin: String,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: String, reason: String },
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment passed in (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = parse(DEFAULTS, "built-in defaults")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            merge(&mut tree, parse(&text, &path.display().to_string())?);
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            set_path(&mut tree, &path, &value).map_err(|reason| ConfigError::Env {
+                name: name.clone(),
+                reason,
+            })?;
+        }
+        tree.try_into().map_err(|source| ConfigError::Parse {
+            origin: "configuration".into(),
+            source,
+        })
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<toml::Value, ConfigError> {
+    text.parse::<toml::Table>()
+        .map(toml::Value::Table)
+        .map_err(|source| ConfigError::Parse {
+            origin: origin.to_string(),
+            source,
+        })
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// Sets an existing key, keeping its type: an unknown key is a typo, not a new setting.
+fn set_path(tree: &mut toml::Value, path: &[String], raw: &str) -> Result<(), String> {
+    let mut node = tree;
+    for key in path {
+        node = node
+            .get_mut(key.as_str())
+            .ok_or_else(|| format!("no setting `{}`", path.join(".")))?;
+    }
+    *node = match node {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.parse()
+                .map_err(|_| format!("`{raw}` is not a whole number"))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            raw.parse()
+                .map_err(|_| format!("`{raw}` is not true/false"))?,
+        ),
+        toml::Value::Table(_) => return Err("names a section, not a setting".into()),
+        _ => toml::Value::String(raw.to_string()),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_point_at_the_local_stack() {
+        let config = Config::load_from(None, []).unwrap();
+        assert_eq!(config.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(config.topics.call_events, "callpulse.call-events.v1");
+        assert_eq!(config.processor.emit_interval_ms, 1000);
+    }
+
+    #[test]
+    fn environment_overrides_with_types_checked() {
+        let env = [
+            (
+                "CALLPULSE__KAFKA__BROKERS".to_string(),
+                "kafka:9092".to_string(),
+            ),
+            ("CALLPULSE__KAFKA__PARTITIONS".to_string(), "12".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+        ];
+        let config = Config::load_from(None, env).unwrap();
+        assert_eq!(config.kafka.brokers, "kafka:9092");
+        assert_eq!(config.kafka.partitions, 12);
+        let bad = [(
+            "CALLPULSE__KAFKA__PARTITIONS".to_string(),
+            "many".to_string(),
+        )];
+        assert!(Config::load_from(None, bad).is_err());
+        let typo = [("CALLPULSE__KAFKA__BROKER".to_string(), "x".to_string())];
+        assert!(matches!(
+            Config::load_from(None, typo),
+            Err(ConfigError::Env { .. })
+        ));
+    }
+}

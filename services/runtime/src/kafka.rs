@@ -1,0 +1,68 @@
+//! Kafka clients with the settings every callpulse service needs.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientConfig;
+
+use crate::config::KafkaConfig;
+
+/// An idempotent producer: acks from all replicas, no duplicates on retry.
+pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("creating Kafka producer")
+}
+
+/// A consumer in `group_id` that commits only what the caller says is done.
+pub fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // Short intervals: a crashed member's partitions move on quickly.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("max.poll.interval.ms", "60000")
+        .create()
+        .context("creating Kafka consumer")
+}
+
+/// Creates the topics that do not exist yet, with an explicit retention.
+pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .create()
+        .context("creating Kafka admin client")?;
+    let retention = kafka.retention_ms.to_string();
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|name| {
+            NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(1))
+                .set("retention.ms", &retention)
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .context("creating topics")?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! The sink: consumes window metrics, inserts them into ClickHouse in
+//! batches (by size and age), and commits Kafka offsets only after
+//! ClickHouse acknowledged the insert. While ClickHouse is down the backlog
+//! stays in Kafka: the sink retries the batch it holds and reads no further.
+
+pub mod migrate;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use callpulse_core::WindowMetrics;
+use callpulse_runtime::{kafka, Config};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use tracing::{info, warn};
+
+/// A `window_metrics` row: the §4 record plus the replacing version.
+#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+pub struct WindowMetricsRow {
+    pub practice: String,
+    pub window: String,
+    pub start: u32,
+    pub end: u32,
+    pub revision: u64,
+    #[serde(rename = "final")]
+    pub is_final: u8,
+    pub version: u64,
+    pub offered: u64,
+    pub answered: u64,
+    pub callback_requested: u64,
+    pub abandoned: u64,
+    pub missed: u64,
+    pub ivr_ended: u64,
+    pub diverted_111: u64,
+    pub diverted_111_core: u64,
+    pub callbacks_made: u64,
+    pub unique_callers: u64,
+    pub peak_waiting: u64,
+    pub wait_count: u64,
+    pub wait_ms_sum: u64,
+    pub wait_ms_max: u64,
+    pub wait_hist: Vec<u64>,
+    pub abandon_count: u64,
+    pub abandon_ms_sum: u64,
+    pub abandon_ms_max: u64,
+    pub abandon_hist: Vec<u64>,
+    pub talk_count: u64,
+    pub talk_ms_sum: u64,
+    pub talk_ms_max: u64,
+    pub talk_hist: Vec<u64>,
+    pub callback_delay_count: u64,
+    pub callback_delay_ms_sum: u64,
+    pub dq_duplicates: u64,
+    pub dq_conflicts: u64,
+}
+
+impl From<&WindowMetrics> for WindowMetricsRow {
+    fn from(w: &WindowMetrics) -> Self {
+        let seconds = |ts: callpulse_core::Timestamp| (ts.millis() / 1000) as u32;
+        WindowMetricsRow {
+            practice: w.practice.clone(),
+            window: w.window.as_str().to_string(),
+            start: seconds(w.start),
+            end: seconds(w.end),
+            revision: w.revision,
+            is_final: u8::from(w.is_final),
+            version: w.revision * 2 + u64::from(w.is_final),
+            offered: w.offered,
+            answered: w.answered,
+            callback_requested: w.callback_requested,
+            abandoned: w.abandoned,
+            missed: w.missed,
+            ivr_ended: w.ivr_ended,
+            diverted_111: w.diverted_111,
+            diverted_111_core: w.diverted_111_core,
+            callbacks_made: w.callbacks_made,
+            unique_callers: w.unique_callers,
+            peak_waiting: w.peak_waiting,
+            wait_count: w.wait_count,
+            wait_ms_sum: w.wait_ms_sum,
+            wait_ms_max: w.wait_ms_max,
+            wait_hist: w.wait_hist.to_vec(),
+            abandon_count: w.abandon_count,
+            abandon_ms_sum: w.abandon_ms_sum,
+            abandon_ms_max: w.abandon_ms_max,
+            abandon_hist: w.abandon_hist.to_vec(),
+            talk_count: w.talk_count,
+            talk_ms_sum: w.talk_ms_sum,
+            talk_ms_max: w.talk_ms_max,
+            talk_hist: w.talk_hist.to_vec(),
+            callback_delay_count: w.callback_delay_count,
+            callback_delay_ms_sum: w.callback_delay_ms_sum,
+            dq_duplicates: w.dq_duplicates,
+            dq_conflicts: w.dq_conflicts,
+        }
+    }
+}
+
+/// A ClickHouse client for the configured database. This server version
+/// (18.16) lacks what the crate's schema validation queries, so it is off.
+pub fn clickhouse_client(config: &Config) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(&config.clickhouse.url)
+        .with_user(&config.clickhouse.user)
+        .with_password(&config.clickhouse.password)
+        .with_database(&config.clickhouse.database)
+        .with_validation(false)
+}
+
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    migrate::apply(&config).await?;
+    kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
+    let client = clickhouse_client(&config);
+    let consumer = kafka::consumer(&config.kafka, &config.sink.group_id)?;
+    consumer
+        .subscribe(&[&config.topics.metrics])
+        .context("subscribing to window metrics")?;
+    let max_age = Duration::from_millis(config.sink.batch_max_age_ms);
+    let mut batch: Vec<WindowMetricsRow> = Vec::new();
+    let mut offsets: Vec<(i32, i64)> = Vec::new();
+    let mut batch_started = Instant::now();
+    tokio::pin!(shutdown);
+    info!(topic = %config.topics.metrics, table = "window_metrics", "sink running");
+
+    loop {
+        let flush_due = !batch.is_empty()
+            && (batch.len() >= config.sink.batch_rows || batch_started.elapsed() >= max_age);
+        if flush_due {
+            insert_until_acknowledged(&client, &batch).await;
+            commit(&consumer, &config.topics.metrics, &offsets)?;
+            batch.clear();
+            offsets.clear();
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tokio::time::sleep(max_age) => {}
+            message = consumer.recv() => {
+                let message = match message {
+                    Ok(message) => message,
+                    Err(err) => { warn!(%err, "consuming window metrics"); continue; }
+                };
+                if batch.is_empty() { batch_started = Instant::now(); }
+                record_offset(&mut offsets, message.partition(), message.offset() + 1);
+                let Some(payload) = message.payload() else { continue };
+                match serde_json::from_slice::<WindowMetrics>(payload) {
+                    Ok(window) => batch.push(WindowMetricsRow::from(&window)),
+                    Err(err) => warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record that is not window metrics"),
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        insert_until_acknowledged(&client, &batch).await;
+        commit(&consumer, &config.topics.metrics, &offsets)?;
+    }
+    info!("sink stopped");
+    Ok(())
+}
+
+fn record_offset(offsets: &mut Vec<(i32, i64)>, partition: i32, next: i64) {
+    match offsets.iter_mut().find(|(p, _)| *p == partition) {
+        Some(entry) => entry.1 = entry.1.max(next),
+        None => offsets.push((partition, next)),
+    }
+}
+
+/// Inserts one batch, retrying with backoff until ClickHouse acknowledges it.
+async fn insert_until_acknowledged(client: &clickhouse::Client, batch: &[WindowMetricsRow]) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match insert(client, batch).await {
+            Ok(()) => return,
+            Err(err) => {
+                warn!(error = %format!("{err:#}"), rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+pub async fn insert(client: &clickhouse::Client, rows: &[WindowMetricsRow]) -> Result<()> {
+    let mut insert = client.insert::<WindowMetricsRow>("window_metrics").await?;
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await.context("inserting window metrics")?;
+    Ok(())
+}
+
+fn commit(consumer: &impl Consumer, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    consumer
+        .commit(&list, CommitMode::Sync)
+        .context("committing offsets")?;
+    Ok(())
+}

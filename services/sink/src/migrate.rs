@@ -1,0 +1,57 @@
+//! Versioned ClickHouse DDL (`schemas/clickhouse/*.sql`), applied in order.
+//! Every statement is idempotent (`IF NOT EXISTS`), so applying twice is harmless.
+
+use anyhow::{Context, Result};
+use callpulse_runtime::Config;
+
+/// The migrations, in order, compiled in.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "001_window_metrics.sql",
+    include_str!("../../../schemas/clickhouse/001_window_metrics.sql"),
+)];
+
+pub async fn apply(config: &Config) -> Result<()> {
+    let server = clickhouse::Client::default()
+        .with_url(&config.clickhouse.url)
+        .with_user(&config.clickhouse.user)
+        .with_password(&config.clickhouse.password)
+        .with_validation(false);
+    let database = &config.clickhouse.database;
+    anyhow::ensure!(
+        database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "database name `{database}` must be letters, digits and underscores"
+    );
+    server
+        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
+        .execute()
+        .await
+        .with_context(|| format!("creating database {database} at {}", config.clickhouse.url))?;
+    let client = crate::clickhouse_client(config);
+    for (name, sql) in MIGRATIONS {
+        for statement in statements(sql) {
+            client
+                .query(&statement)
+                .execute()
+                .await
+                .with_context(|| format!("applying {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Splits a file into statements, dropping `--` comments.
+fn statements(sql: &str) -> Vec<String> {
+    let without_comments: String = sql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_string)
+        .collect()
+}
