@@ -13,7 +13,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release -p callpulse-cli \
+    cargo build --release --locked -p callpulse-cli \
  && install -D -m 0755 target/release/callpulse /out/callpulse
 
 FROM debian:bookworm-slim AS runtime

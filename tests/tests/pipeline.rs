@@ -62,6 +62,10 @@ struct Counts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_events_become_exact_window_counts_in_clickhouse() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_test_writer()
+        .try_init();
     let config = test_config("pipeline");
     let plan = SimulationPlan {
         practices: 4,

@@ -4,6 +4,10 @@
 //! events. Emission is rate-limited: open windows are re-emitted when
 //! changed, at most once per `emit_interval_ms`.
 //!
+//! Call events and window metrics are Avro (single-object encoding, see
+//! docs/schemas.md); call summaries and late events are JSON until their
+//! schemas are written.
+//!
 //! Offsets are committed after the outputs of everything consumed so far
 //! were acknowledged by the broker. Rebuilding open state after a crash
 //! (re-reading from a position that covers open windows) is issue #4.
@@ -13,8 +17,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use callpulse_core::{CallEvent, CoreHours, Emitted, Engine, EngineConfig, Ingested, Lateness};
-use callpulse_runtime::{kafka, Config};
+use callpulse_core::{CoreHours, Emitted, Engine, EngineConfig, Ingested, Lateness};
+use callpulse_runtime::{avro, kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -46,7 +50,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = ticker.tick() => {
-                flush(&config, &producer, &mut engines, false).await?;
+                flush(&config, &producer, &mut engines).await?;
                 commit(&consumer, &config.topics.call_events, &mut pending)?;
             }
             message = consumer.recv() => {
@@ -57,26 +61,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 let partition = message.partition();
                 pending.insert(partition, message.offset() + 1);
                 let Some(payload) = message.payload() else { continue };
-                let event = match std::str::from_utf8(payload).map_err(|e| e.to_string())
-                    .and_then(|text| CallEvent::from_json(text).map_err(|e| e.to_string())) {
+                let event = match avro::decode_call_event(payload).map_err(|e| e.to_string()) {
                     Ok(event) => event,
                     Err(reason) => {
                         warn!(partition, offset = message.offset(), %reason, "invalid event sent to the dead-letter topic");
                         let body = serde_json::json!({"reason": reason, "partition": partition, "offset": message.offset(),
-                            "raw": String::from_utf8_lossy(payload)}).to_string();
-                        send(&producer, &config.topics.dead_letters, "", &body).await?;
+                            "raw_hex": payload.iter().map(|b| format!("{b:02x}")).collect::<String>()}).to_string();
+                        send(&producer, &config.topics.dead_letters, "", body.as_bytes()).await?;
                         continue;
                     }
                 };
                 let engine = engines.entry(partition).or_insert_with(|| Engine::new(EngineConfig { core_hours: core_hours.clone(), ..engine_config.clone() }));
                 if let Ingested::Late(late) = engine.ingest(&event) {
                     let body = serde_json::to_string(&*late)?;
-                    send(&producer, &config.topics.late_events, &event.practice, &body).await?;
+                    send(&producer, &config.topics.late_events, &event.practice, body.as_bytes()).await?;
                 }
             }
         }
     }
-    flush(&config, &producer, &mut engines, false).await?;
+    flush(&config, &producer, &mut engines).await?;
     commit(&consumer, &config.topics.call_events, &mut pending)?;
     info!("processor stopped");
     Ok(())
@@ -86,7 +89,6 @@ async fn flush(
     config: &Config,
     producer: &FutureProducer,
     engines: &mut HashMap<i32, Engine>,
-    _final_only: bool,
 ) -> Result<()> {
     for engine in engines.values_mut() {
         let Emitted { windows, calls } = engine.drain(true);
@@ -95,7 +97,7 @@ async fn flush(
                 producer,
                 &config.topics.metrics,
                 &window.practice,
-                &serde_json::to_string(window)?,
+                &avro::encode_window_metrics(window)?,
             )
             .await?;
         }
@@ -104,7 +106,7 @@ async fn flush(
                 producer,
                 &config.topics.calls,
                 &call.practice,
-                &serde_json::to_string(call)?,
+                serde_json::to_string(call)?.as_bytes(),
             )
             .await?;
         }
@@ -112,7 +114,7 @@ async fn flush(
     Ok(())
 }
 
-async fn send(producer: &FutureProducer, topic: &str, key: &str, body: &str) -> Result<()> {
+async fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) -> Result<()> {
     producer
         .send(
             FutureRecord::to(topic).key(key).payload(body),

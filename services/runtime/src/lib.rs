@@ -1,6 +1,7 @@
 //! What every callpulse service shell shares: configuration, Kafka clients,
 //! topics and shutdown.
 
+pub mod avro;
 pub mod config;
 pub mod kafka;
 

@@ -180,12 +180,17 @@ pub async fn run(
     Ok(sent)
 }
 
-/// Publishes canonical events as JSON, keyed by practice, and waits for the broker's acks.
+/// Publishes canonical events as Avro, keyed by practice, and waits for the broker's acks.
 pub async fn publish(producer: &FutureProducer, topic: &str, events: &[CallEvent]) -> Result<()> {
-    let bodies: Vec<(String, &str)> = events
+    let bodies = events
         .iter()
-        .map(|e| (e.to_json(), e.practice.as_str()))
-        .collect();
+        .map(|e| {
+            Ok((
+                callpulse_runtime::avro::encode_call_event(e)?,
+                e.practice.as_str(),
+            ))
+        })
+        .collect::<Result<Vec<(Vec<u8>, &str)>>>()?;
     let deliveries: Vec<_> = bodies
         .iter()
         .map(|(body, key)| {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use callpulse_core::WindowMetrics;
+
 use callpulse_runtime::{kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
@@ -145,7 +146,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 if batch.is_empty() { batch_started = Instant::now(); }
                 record_offset(&mut offsets, message.partition(), message.offset() + 1);
                 let Some(payload) = message.payload() else { continue };
-                match serde_json::from_slice::<WindowMetrics>(payload) {
+                match callpulse_runtime::avro::decode_window_metrics(payload) {
                     Ok(window) => batch.push(WindowMetricsRow::from(&window)),
                     Err(err) => warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record that is not window metrics"),
                 }
