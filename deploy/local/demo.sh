@@ -45,13 +45,13 @@ mkdir -p "$LOG_DIR"
 echo "demo: running; logs in $LOG_DIR; Ctrl-C to stop"
 
 query="SELECT practice,
-  sum(offered) AS offered,
+  sum(offered) AS calls_offered,
   round(100 * sum(answered) / greatest(sum(offered), 1), 1) AS answered_pct,
   round(100 * sum(abandoned) / greatest(sum(offered), 1), 1) AS abandoned_pct,
-  sum(callback_requested) AS callbacks,
+  sum(callback_requested) AS callbacks_requested,
   round(sum(wait_ms_sum) / greatest(sum(wait_count), 1) / 1000, 1) AS mean_wait_s,
-  max(peak_waiting) AS peak_waiting,
-  sum(diverted_111_core) AS diverted_111_core
+  max(peak_waiting) AS most_waiting,
+  sum(diverted_111_core) AS diverted_111_in_core_hours
 FROM callpulse.window_metrics FINAL
 WHERE window = '1d'
 GROUP BY practice ORDER BY practice
