@@ -100,15 +100,19 @@ impl From<&WindowMetrics> for WindowMetricsRow {
     }
 }
 
-/// A ClickHouse client for the configured database. This server version
-/// (18.16) lacks what the crate's schema validation queries, so it is off.
-pub fn clickhouse_client(config: &Config) -> clickhouse::Client {
+/// A ClickHouse client for the server, no database chosen. This server
+/// version (18.16) lacks what the crate's schema validation queries, so it is off.
+pub fn clickhouse_server(config: &Config) -> clickhouse::Client {
     clickhouse::Client::default()
         .with_url(&config.clickhouse.url)
         .with_user(&config.clickhouse.user)
         .with_password(&config.clickhouse.password)
-        .with_database(&config.clickhouse.database)
         .with_validation(false)
+}
+
+/// A ClickHouse client for the configured database.
+pub fn clickhouse_client(config: &Config) -> clickhouse::Client {
+    clickhouse_server(config).with_database(&config.clickhouse.database)
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {

@@ -11,11 +11,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[(
 )];
 
 pub async fn apply(config: &Config) -> Result<()> {
-    let server = clickhouse::Client::default()
-        .with_url(&config.clickhouse.url)
-        .with_user(&config.clickhouse.user)
-        .with_password(&config.clickhouse.password)
-        .with_validation(false);
+    let server = crate::clickhouse_server(config);
     let database = &config.clickhouse.database;
     anyhow::ensure!(
         database
