@@ -241,13 +241,7 @@ impl Engine {
     /// True when a change at instant `at` would touch a final window: its
     /// 1-minute window closes first, so that one decides.
     fn is_final_at(&self, at: Timestamp) -> bool {
-        match (self.config.lateness, self.watermark) {
-            (Lateness::Bounded { allowed_ms }, Some(wm)) => {
-                let minute_end = at.floor_to(MINUTE_MS).0 + MINUTE_MS;
-                minute_end.saturating_add(allowed_ms) <= wm.0
-            }
-            _ => false,
-        }
+        self.is_window_final(WindowSize::Minute.bounds(at).1)
     }
 
     /// True when a window ending at `end` is final under the current watermark.
@@ -715,9 +709,7 @@ impl Engine {
             dq_conflicts: count(acc.conflicts),
         }
     }
-}
 
-impl Engine {
     /// The window's closed waits plus the practice's calls still waiting.
     fn waiting_in(&self, practice: PracticeId, acc: &WindowAcc) -> Vec<(Timestamp, Timestamp)> {
         let open = self

@@ -17,12 +17,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use callpulse_core::{CoreHours, Emitted, Engine, EngineConfig, Ingested, Lateness};
+use callpulse_core::{Emitted, Engine, EngineConfig, Ingested, Lateness};
 use callpulse_runtime::{avro, kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -38,7 +37,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         ..EngineConfig::default()
     };
-    let core_hours = CoreHours::shipped();
     let mut engines: HashMap<i32, Engine> = HashMap::new();
     let mut pending: HashMap<i32, i64> = HashMap::new();
     let mut ticker =
@@ -71,7 +69,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                         continue;
                     }
                 };
-                let engine = engines.entry(partition).or_insert_with(|| Engine::new(EngineConfig { core_hours: core_hours.clone(), ..engine_config.clone() }));
+                let engine = engines.entry(partition).or_insert_with(|| Engine::new(engine_config.clone()));
                 if let Ingested::Late(late) = engine.ingest(&event) {
                     let body = serde_json::to_string(&*late)?;
                     send(&producer, &config.topics.late_events, &event.practice, body.as_bytes()).await?;
@@ -127,16 +125,5 @@ async fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) ->
 }
 
 fn commit(consumer: &impl Consumer, topic: &str, pending: &mut HashMap<i32, i64>) -> Result<()> {
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let mut list = TopicPartitionList::new();
-    for (&partition, &offset) in pending.iter() {
-        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    consumer
-        .commit(&list, CommitMode::Async)
-        .context("committing offsets")?;
-    pending.clear();
-    Ok(())
+    kafka::commit_offsets(consumer, topic, pending.drain(), CommitMode::Async)
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
@@ -64,5 +64,23 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<()> {
             Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
         }
     }
+    Ok(())
+}
+
+/// Commits, for each (partition, next offset), the position to resume from.
+pub fn commit_offsets(
+    consumer: &impl Consumer,
+    topic: &str,
+    offsets: impl IntoIterator<Item = (i32, i64)>,
+    mode: CommitMode,
+) -> Result<()> {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+    }
+    if list.count() == 0 {
+        return Ok(());
+    }
+    consumer.commit(&list, mode).context("committing offsets")?;
     Ok(())
 }

@@ -14,7 +14,6 @@ use callpulse_core::WindowMetrics;
 use callpulse_runtime::{kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -197,15 +196,5 @@ pub async fn insert(client: &clickhouse::Client, rows: &[WindowMetricsRow]) -> R
 }
 
 fn commit(consumer: &impl Consumer, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
-    if offsets.is_empty() {
-        return Ok(());
-    }
-    let mut list = TopicPartitionList::new();
-    for &(partition, offset) in offsets {
-        list.add_partition_offset(topic, partition, Offset::Offset(offset))?;
-    }
-    consumer
-        .commit(&list, CommitMode::Sync)
-        .context("committing offsets")?;
-    Ok(())
+    kafka::commit_offsets(consumer, topic, offsets.iter().copied(), CommitMode::Sync)
 }
