@@ -147,6 +147,16 @@ impl From<TimeError> for EventError {
 impl CallEvent {
     /// Parses and validates one JSON object. Errors name the field at fault.
     pub fn from_json(text: &str) -> Result<CallEvent, EventError> {
+        Self::from_json_with_caller(text, |caller| Some(caller.to_string()))
+    }
+
+    /// As [`CallEvent::from_json`], but `caller` goes through `pseudonymise`
+    /// before validation: the edge that receives raw numbers replaces them
+    /// here, so a number is never held in an event.
+    pub fn from_json_with_caller(
+        text: &str,
+        pseudonymise: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<CallEvent, EventError> {
         let raw: RawCallEvent<'_> =
             serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
         let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
@@ -165,7 +175,7 @@ impl CallEvent {
             practice: raw.practice.into_owned(),
             kind,
             at: Timestamp::parse_rfc3339(&raw.at)?,
-            caller: raw.caller.map(Cow::into_owned),
+            caller: raw.caller.as_deref().and_then(pseudonymise),
             queue_position: raw.queue_position,
         };
         event.validate()?;

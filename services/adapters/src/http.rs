@@ -1,0 +1,1 @@
+//! HTTP ingest (written with issue #5).

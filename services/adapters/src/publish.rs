@@ -1,0 +1,1 @@
+//! Publishing canonical events and dead letters to Kafka (written with issue #5).
