@@ -181,7 +181,7 @@ mod tests {
         assert_eq!(rejects[0].line, Some(3));
         assert_eq!(rejects[0].field.as_deref(), Some("kind"));
         assert_eq!(rejects[1].line, Some(4));
-        assert_eq!(rejects[1].code, "invalid_event");
+        assert_eq!(rejects[1].code, "malformed");
         for reject in &rejects {
             assert!(!reject.to_json().contains("7700"), "{}", reject.to_json());
         }
