@@ -5,6 +5,9 @@
 //! to practice codes, per vendor, in one TOML file:
 //!
 //! ```toml
+//! # Time zone of vendor times written without an offset (Asterisk CDRs).
+//! local_time_zone = "Europe/London"
+//!
 //! [divert_111]
 //! # A transfer or forward to one of these destinations is a 111 diversion.
 //! numbers = ["111", "+44111"]
@@ -24,6 +27,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use callpulse_core::event::is_practice_code;
+use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::pseudonym::normalise_e164;
@@ -36,6 +40,8 @@ pub enum MappingError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the practice mapping's local_time_zone `{0}` is not an IANA time zone (e.g. Europe/London)")]
+    TimeZone(String),
     #[error("the practice mapping is not valid TOML: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("the practice mapping maps {vendor} `{identifier}` to `{practice}`, which is not an ODS practice code (e.g. A81001)")]
@@ -49,6 +55,8 @@ pub enum MappingError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MappingFile {
+    #[serde(default)]
+    local_time_zone: Option<String>,
     #[serde(default)]
     divert_111: Divert111,
     #[serde(default)]
@@ -74,7 +82,7 @@ fn default_111_numbers() -> Vec<String> {
     vec!["111".into(), "+44111".into()]
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PracticeMapping {
     /// vendor → identifier → practice code. Phone-number identifiers are
     /// stored in E.164 so any spelling of the number matches.
@@ -82,19 +90,33 @@ pub struct PracticeMapping {
     divert_111: HashSet<String>,
     /// Practices that exist (from the organisations file), when known.
     directory: Option<HashSet<String>>,
+    local_time_zone: Option<Tz>,
+}
+
+/// No vendor identifiers, the default 111 numbers, London time.
+impl Default for PracticeMapping {
+    fn default() -> Self {
+        PracticeMapping::from_toml("").expect("the empty mapping is valid")
+    }
 }
 
 impl PracticeMapping {
     pub fn from_toml(text: &str) -> Result<Self, MappingError> {
         let file: MappingFile = toml::from_str(text)?;
+        let local_time_zone = match file.local_time_zone {
+            Some(name) => Some(name.parse::<Tz>().map_err(|_| MappingError::TimeZone(name))?),
+            None => None,
+        };
         let mut mapping = PracticeMapping {
+            local_time_zone,
             divert_111: file
                 .divert_111
                 .numbers
                 .iter()
                 .map(|number| identifier_key(number))
                 .collect(),
-            ..PracticeMapping::default()
+            by_vendor: HashMap::new(),
+            directory: None,
         };
         for (vendor, table) in file.vendors {
             for (identifier, practice) in table {
@@ -189,6 +211,11 @@ impl PracticeMapping {
         self.directory
             .as_ref()
             .is_none_or(|practices| practices.contains(code))
+    }
+
+    /// The zone of vendor times written without an offset; London unless configured.
+    pub fn local_time_zone(&self) -> Tz {
+        self.local_time_zone.unwrap_or(chrono_tz::Europe::London)
     }
 
     /// Whether a destination (number or SIP URI) is NHS 111.
