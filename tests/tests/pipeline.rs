@@ -8,42 +8,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use callpulse_core::{CoreHours, Engine, EngineConfig, EventKind, Timestamp, WindowSize};
-use callpulse_runtime::{kafka, Config};
+use callpulse_e2e::test_config;
+use callpulse_runtime::kafka;
 use callpulse_simulator::{generate, SimulationPlan};
 use serde::Deserialize;
-
-fn test_config(name: &str) -> Config {
-    let kafka = std::env::var("CALLPULSE_TEST_KAFKA")
-        .expect("CALLPULSE_TEST_KAFKA is not set: run the tests with deploy/local/test.sh");
-    let clickhouse = std::env::var("CALLPULSE_TEST_CLICKHOUSE")
-        .expect("CALLPULSE_TEST_CLICKHOUSE is not set: run the tests with deploy/local/test.sh");
-    // Fresh topics, groups and database per run: runs never see each other's data.
-    let run = format!(
-        "{name}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let env = [
-        ("CALLPULSE__KAFKA__BROKERS", kafka),
-        ("CALLPULSE__KAFKA__PARTITIONS", "3".into()),
-        ("CALLPULSE__CLICKHOUSE__URL", clickhouse),
-        ("CALLPULSE__CLICKHOUSE__DATABASE", format!("test_{run}")),
-        ("CALLPULSE__PROCESSOR__EMIT_INTERVAL_MS", "200".into()),
-        ("CALLPULSE__PROCESSOR__GROUP_ID", format!("processor-{run}")),
-        ("CALLPULSE__SINK__GROUP_ID", format!("sink-{run}")),
-        ("CALLPULSE__SINK__BATCH_MAX_AGE_MS", "200".into()),
-        ("CALLPULSE__TOPICS__CALL_EVENTS", format!("events-{run}")),
-        ("CALLPULSE__TOPICS__DEAD_LETTERS", format!("dlq-{run}")),
-        ("CALLPULSE__TOPICS__METRICS", format!("metrics-{run}")),
-        ("CALLPULSE__TOPICS__CALLS", format!("calls-{run}")),
-        ("CALLPULSE__TOPICS__ALERTS", format!("alerts-{run}")),
-        ("CALLPULSE__TOPICS__LATE_EVENTS", format!("late-{run}")),
-    ];
-    Config::load_from(None, env.map(|(k, v)| (k.to_string(), v))).unwrap()
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
 struct Counts {

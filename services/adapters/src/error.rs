@@ -39,7 +39,10 @@ pub enum AdaptError {
 impl From<EventError> for AdaptError {
     fn from(err: EventError) -> Self {
         match err {
-            EventError::Json(reason) => AdaptError::Malformed { format: "JSON", reason },
+            EventError::Json(reason) => AdaptError::Malformed {
+                format: "JSON",
+                reason,
+            },
             other => AdaptError::Event(other),
         }
     }
@@ -68,7 +71,9 @@ impl AdaptError {
     pub fn field_name(&self) -> Option<&str> {
         match self {
             AdaptError::Field { field, .. } => Some(field),
-            AdaptError::UnmappedPractice { identifier_kind, .. } => Some(identifier_kind),
+            AdaptError::UnmappedPractice {
+                identifier_kind, ..
+            } => Some(identifier_kind),
             AdaptError::Event(err) => err.field(),
             AdaptError::Malformed { .. } | AdaptError::TooLarge { .. } => None,
         }

@@ -69,7 +69,7 @@ impl Rejection {
 }
 
 /// Counts of one file's conversion.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileSummary {
     pub records: u64,
     pub events: u64,
@@ -86,8 +86,14 @@ pub struct Line {
 
 /// Reads records line by line; blank lines are skipped, a `\r\n` ending is
 /// accepted, over-long lines and invalid UTF-8 become errors for that line.
-pub fn lines<R: BufRead>(mut reader: R, start_offset: u64) -> impl Iterator<Item = std::io::Result<Line>> {
-    let mut number = 0u64;
+/// `start_offset` and `start_line` say where `reader` starts in the file
+/// (when resuming), so offsets and line numbers stay those of the file.
+pub fn lines<R: BufRead>(
+    mut reader: R,
+    start_offset: u64,
+    start_line: u64,
+) -> impl Iterator<Item = std::io::Result<Line>> {
+    let mut number = start_line;
     let mut offset = start_offset;
     let mut buf = Vec::with_capacity(4096);
     std::iter::from_fn(move || loop {
@@ -106,12 +112,23 @@ pub fn lines<R: BufRead>(mut reader: R, start_offset: u64) -> impl Iterator<Item
             continue;
         }
         let text = if buf.len() > MAX_RECORD_BYTES {
-            Err(AdaptError::TooLarge { size: buf.len(), limit: MAX_RECORD_BYTES })
+            Err(AdaptError::TooLarge {
+                size: buf.len(),
+                limit: MAX_RECORD_BYTES,
+            })
         } else {
-            String::from_utf8(buf.clone())
-                .map_err(|err| AdaptError::malformed("UTF-8", format!("invalid byte at {}", err.utf8_error().valid_up_to())))
+            String::from_utf8(buf.clone()).map_err(|err| {
+                AdaptError::malformed(
+                    "UTF-8",
+                    format!("invalid byte at {}", err.utf8_error().valid_up_to()),
+                )
+            })
         };
-        return Some(Ok(Line { number, end_offset: offset, text }));
+        return Some(Ok(Line {
+            number,
+            end_offset: offset,
+            text,
+        }));
     })
 }
 
@@ -127,10 +144,14 @@ pub fn adapt_file<R: BufRead>(
     mut on_reject: impl FnMut(Rejection) -> std::io::Result<()>,
 ) -> std::io::Result<FileSummary> {
     let mut summary = FileSummary::default();
-    for line in lines(reader, 0) {
+    for line in lines(reader, 0, 0) {
         let line = line?;
         summary.records += 1;
-        let result = line.text.as_deref().map_err(Clone::clone).and_then(|text| vendor.adapt_record(text, ctx));
+        let result = line
+            .text
+            .as_deref()
+            .map_err(Clone::clone)
+            .and_then(|text| vendor.adapt_record(text, ctx));
         match result {
             Ok(events) => {
                 summary.events += events.len() as u64;
@@ -141,7 +162,14 @@ pub fn adapt_file<R: BufRead>(
             Err(err) => {
                 summary.rejected += 1;
                 let raw = line.text.as_deref().unwrap_or("");
-                on_reject(Rejection::new(vendor, source, Some(line.number), &err, raw, now))?;
+                on_reject(Rejection::new(
+                    vendor,
+                    source,
+                    Some(line.number),
+                    &err,
+                    raw,
+                    now,
+                ))?;
             }
         }
     }
@@ -156,15 +184,21 @@ mod tests {
     #[test]
     fn bad_lines_are_rejected_with_their_number_and_the_rest_goes_on() {
         let input = concat!(
-            r#"{"event_id":"e1","call_id":"c1","vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","caller":"07700900123"}"#, "\n",
+            r#"{"event_id":"e1","call_id":"c1","vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","caller":"07700900123"}"#,
             "\n",
-            r#"{"event_id":"e2","call_id":"c1","vendor":"generic","practice":"A81001","kind":"hung_up","at":"2026-11-23T08:00:05Z","caller":"07700900123"}"#, "\r\n",
+            "\n",
+            r#"{"event_id":"e2","call_id":"c1","vendor":"generic","practice":"A81001","kind":"hung_up","at":"2026-11-23T08:00:05Z","caller":"07700900123"}"#,
+            "\r\n",
             "not json at all 07700 900123\n",
             r#"{"event_id":"e3","call_id":"c1","vendor":"generic","practice":"A81001","kind":"answered","at":"2026-11-23T08:00:09Z"}"#,
         );
         let mapping = PracticeMapping::default();
         let pseudonymiser = Pseudonymiser::demo();
-        let ctx = AdaptContext { mapping: &mapping, pseudonymiser: &pseudonymiser, received_at: None };
+        let ctx = AdaptContext {
+            mapping: &mapping,
+            pseudonymiser: &pseudonymiser,
+            received_at: None,
+        };
         let mut events = Vec::new();
         let mut rejects = Vec::new();
         let summary = adapt_file(
@@ -173,11 +207,24 @@ mod tests {
             input.as_bytes(),
             &ctx,
             Timestamp::from_millis(0),
-            |e| Ok(events.push(e)),
-            |r| Ok(rejects.push(r)),
+            |e| {
+                events.push(e);
+                Ok(())
+            },
+            |r| {
+                rejects.push(r);
+                Ok(())
+            },
         )
         .unwrap();
-        assert_eq!(summary, FileSummary { records: 4, events: 2, rejected: 2 });
+        assert_eq!(
+            summary,
+            FileSummary {
+                records: 4,
+                events: 2,
+                rejected: 2
+            }
+        );
         assert_eq!(rejects[0].line, Some(3));
         assert_eq!(rejects[0].field.as_deref(), Some("kind"));
         assert_eq!(rejects[1].line, Some(4));
@@ -192,8 +239,14 @@ mod tests {
         let mut input = b"\xff\xfe{\n".to_vec();
         input.extend(vec![b'x'; MAX_RECORD_BYTES + 1]);
         input.push(b'\n');
-        let read: Vec<Line> = lines(&input[..], 0).map(Result::unwrap).collect();
-        assert!(matches!(read[0].text, Err(AdaptError::Malformed { format: "UTF-8", .. })));
+        let read: Vec<Line> = lines(&input[..], 0, 0).map(Result::unwrap).collect();
+        assert!(matches!(
+            read[0].text,
+            Err(AdaptError::Malformed {
+                format: "UTF-8",
+                ..
+            })
+        ));
         assert!(matches!(read[1].text, Err(AdaptError::TooLarge { .. })));
         assert_eq!(read[1].end_offset, input.len() as u64);
     }

@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_bounded() {
-        assert_eq!(event_id("twilio", &["CA1", "offered"]), "twilio:CA1:offered");
+        assert_eq!(
+            event_id("twilio", &["CA1", "offered"]),
+            "twilio:CA1:offered"
+        );
         let long = "x".repeat(300);
         let a = event_id("twilio", &[&long, "offered"]);
         assert_eq!(a, event_id("twilio", &[&long, "offered"]));

@@ -17,10 +17,12 @@ pub mod error;
 pub mod file;
 pub mod http;
 pub mod ids;
+pub mod import;
 pub mod mapping;
 pub mod pseudonym;
 pub mod publish;
 pub mod redact;
+pub mod settings;
 pub mod timefmt;
 pub mod vendors;
 

@@ -12,6 +12,10 @@
 //! # A transfer or forward to one of these destinations is a 111 diversion.
 //! numbers = ["111", "+44111"]
 //!
+//! [asterisk]
+//! # queue_log EXITWITHKEY keys that book a callback.
+//! callback_keys = ["1"]
+//!
 //! [vendors.twilio]
 //! "+441632960001" = "A81001"      # the practice's number (To)
 //!
@@ -61,6 +65,16 @@ struct MappingFile {
     divert_111: Divert111,
     #[serde(default)]
     vendors: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    asterisk: AsteriskSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsteriskSettings {
+    /// queue_log EXITWITHKEY keys that book a callback.
+    #[serde(default)]
+    callback_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +105,7 @@ pub struct PracticeMapping {
     /// Practices that exist (from the organisations file), when known.
     directory: Option<HashSet<String>>,
     local_time_zone: Option<Tz>,
+    asterisk_callback_keys: Vec<String>,
 }
 
 /// No vendor identifiers, the default 111 numbers, London time.
@@ -104,7 +119,10 @@ impl PracticeMapping {
     pub fn from_toml(text: &str) -> Result<Self, MappingError> {
         let file: MappingFile = toml::from_str(text)?;
         let local_time_zone = match file.local_time_zone {
-            Some(name) => Some(name.parse::<Tz>().map_err(|_| MappingError::TimeZone(name))?),
+            Some(name) => Some(
+                name.parse::<Tz>()
+                    .map_err(|_| MappingError::TimeZone(name))?,
+            ),
             None => None,
         };
         let mut mapping = PracticeMapping {
@@ -117,6 +135,7 @@ impl PracticeMapping {
                 .collect(),
             by_vendor: HashMap::new(),
             directory: None,
+            asterisk_callback_keys: file.asterisk.callback_keys,
         };
         for (vendor, table) in file.vendors {
             for (identifier, practice) in table {
@@ -218,6 +237,11 @@ impl PracticeMapping {
         self.local_time_zone.unwrap_or(chrono_tz::Europe::London)
     }
 
+    /// The Asterisk queue keys ("press 1 to be called back") that book a callback.
+    pub fn asterisk_callback_keys(&self) -> &[String] {
+        &self.asterisk_callback_keys
+    }
+
     /// Whether a destination (number or SIP URI) is NHS 111.
     pub fn is_111(&self, destination: &str) -> bool {
         self.divert_111.contains(&identifier_key(destination))
@@ -247,8 +271,14 @@ numbers = ["111", "+44111"]
     #[test]
     fn numbers_match_however_written() {
         let mapping = PracticeMapping::from_toml(SAMPLE).unwrap();
-        assert_eq!(mapping.practice("twilio", "To", "01632 960001").unwrap(), "A81001");
-        assert_eq!(mapping.practice("twilio", "To", "+441632960001").unwrap(), "A81001");
+        assert_eq!(
+            mapping.practice("twilio", "To", "01632 960001").unwrap(),
+            "A81001"
+        );
+        assert_eq!(
+            mapping.practice("twilio", "To", "+441632960001").unwrap(),
+            "A81001"
+        );
         assert!(mapping.is_111("111"));
         assert!(!mapping.is_111("01632960001"));
     }
@@ -256,13 +286,20 @@ numbers = ["111", "+44111"]
     #[test]
     fn unknown_identifiers_are_errors_naming_the_field() {
         let mapping = PracticeMapping::from_toml(SAMPLE).unwrap();
-        let err = mapping.practice("twilio", "To", "+441632960099").unwrap_err();
+        let err = mapping
+            .practice("twilio", "To", "+441632960099")
+            .unwrap_err();
         assert_eq!(err.field_name(), Some("To"));
         assert!(err.to_string().contains("+441632960099"));
         // The same identifier under another vendor is not a match.
-        assert!(mapping.practice("asterisk", "dst", "+441632960001").is_err());
+        assert!(mapping
+            .practice("asterisk", "dst", "+441632960001")
+            .is_err());
         let err = mapping
-            .practice_of_any("amazon-connect", &[("Queue.Name", None), ("Queue.ARN", None)])
+            .practice_of_any(
+                "amazon-connect",
+                &[("Queue.Name", None), ("Queue.ARN", None)],
+            )
             .unwrap_err();
         assert!(err.to_string().contains("Queue.Name / Queue.ARN"), "{err}");
     }

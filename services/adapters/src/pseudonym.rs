@@ -115,7 +115,11 @@ pub fn is_withheld(raw: &str) -> bool {
 pub fn normalise_e164(raw: &str) -> Option<String> {
     let mut text = raw.trim();
     for scheme in ["tel:", "sip:", "sips:"] {
-        if text.len() >= scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // `get`: the text may be any UTF-8, and a byte index can split a character.
+        if text
+            .get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme))
+        {
             text = &text[scheme.len()..];
         }
     }
@@ -178,7 +182,11 @@ mod tests {
         ];
         let expected = p.caller(Some("+447700900123")).unwrap();
         for form in forms {
-            assert_eq!(p.caller(Some(form)).as_deref(), Some(expected.as_str()), "{form}");
+            assert_eq!(
+                p.caller(Some(form)).as_deref(),
+                Some(expected.as_str()),
+                "{form}"
+            );
         }
         assert_ne!(p.caller(Some("+447700900124")).unwrap(), expected);
     }
@@ -198,7 +206,15 @@ mod tests {
     #[test]
     fn withheld_numbers_have_no_pseudonym() {
         let p = Pseudonymiser::demo();
-        for raw in ["", "  ", "anonymous", "Anonymous", "RESTRICTED", "withheld", "+266696687"] {
+        for raw in [
+            "",
+            "  ",
+            "anonymous",
+            "Anonymous",
+            "RESTRICTED",
+            "withheld",
+            "+266696687",
+        ] {
             assert_eq!(p.caller(Some(raw)), None, "{raw}");
         }
         assert_eq!(p.caller(None), None);
@@ -206,7 +222,10 @@ mod tests {
 
     #[test]
     fn keys_must_be_long_and_not_the_demo_key_in_production() {
-        assert!(matches!(Pseudonymiser::new(b"short"), Err(KeyError::TooShort(5))));
+        assert!(matches!(
+            Pseudonymiser::new(b"short"),
+            Err(KeyError::TooShort(5))
+        ));
         assert!(matches!(
             Pseudonymiser::for_production(DEMO_KEY.as_bytes()),
             Err(KeyError::DemoKey)
@@ -214,11 +233,32 @@ mod tests {
         assert!(Pseudonymiser::for_production(&[7u8; 32]).is_ok());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_handled_without_panic(text in "\\PC{0,40}") {
+            let p = Pseudonymiser::demo();
+            let _ = p.caller(Some(&text));
+            let _ = normalise_e164(&text);
+        }
+    }
+
+    #[test]
+    fn non_ascii_is_not_a_number() {
+        assert_eq!(normalise_e164("¡ࠀ"), None);
+        assert_eq!(normalise_e164("tél:+447700900123"), None);
+    }
+
     #[test]
     fn e164_rejects_what_is_not_a_number() {
         assert_eq!(normalise_e164("alice"), None);
         assert_eq!(normalise_e164("123"), None);
-        assert_eq!(normalise_e164("+1 415 555 0100").as_deref(), Some("+14155550100"));
-        assert_eq!(normalise_e164("020 7946 0000").as_deref(), Some("+442079460000"));
+        assert_eq!(
+            normalise_e164("+1 415 555 0100").as_deref(),
+            Some("+14155550100")
+        );
+        assert_eq!(
+            normalise_e164("020 7946 0000").as_deref(),
+            Some("+442079460000")
+        );
     }
 }

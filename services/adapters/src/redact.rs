@@ -52,7 +52,10 @@ fn number_run(bytes: &[u8], start: usize) -> (usize, usize) {
             b' ' | b'-' | b'(' | b')' | b'.' => {
                 // Only a single separator (or `) (`) between digit groups.
                 let mut j = i;
-                while j < bytes.len() && matches!(bytes[j], b' ' | b'-' | b'(' | b')' | b'.') && j - i < 3 {
+                while j < bytes.len()
+                    && matches!(bytes[j], b' ' | b'-' | b'(' | b')' | b'.')
+                    && j - i < 3
+                {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j].is_ascii_digit() {
@@ -97,7 +100,10 @@ mod tests {
         ] {
             let text = format!(r#"{{"From":"{number}","CallStatus":"completed"}}"#);
             let redacted = redact_numbers(&text);
-            assert!(!redacted.contains("7700") && !redacted.contains("496-0000"), "{redacted}");
+            assert!(
+                !redacted.contains("7700") && !redacted.contains("496-0000"),
+                "{redacted}"
+            );
             assert!(redacted.contains(MASK), "{redacted}");
             assert!(redacted.contains("CallStatus"), "{redacted}");
         }

@@ -10,8 +10,9 @@ use crate::AdaptError;
 /// ISO 8601 / RFC 3339 with an offset or `Z`, any fractional precision
 /// (Amazon Connect, Microsoft Graph: `2026-11-23T08:15:02.1234567Z`).
 pub fn iso8601(field: &'static str, text: &str) -> Result<Timestamp, AdaptError> {
-    let parsed = DateTime::parse_from_rfc3339(text.trim())
-        .map_err(|err| AdaptError::field(field, format!("not an ISO 8601 time with offset: {err}")))?;
+    let parsed = DateTime::parse_from_rfc3339(text.trim()).map_err(|err| {
+        AdaptError::field(field, format!("not an ISO 8601 time with offset: {err}"))
+    })?;
     checked(field, parsed.timestamp_millis())
 }
 
@@ -26,12 +27,16 @@ pub fn rfc2822(field: &'static str, text: &str) -> Result<Timestamp, AdaptError>
 /// CDRs write), in the PBX's time zone. A time that the clocks skip is an
 /// error; one they repeat takes the earlier instant.
 pub fn local(field: &'static str, text: &str, zone: Tz) -> Result<Timestamp, AdaptError> {
-    let naive = NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f")
-        .map_err(|err| AdaptError::field(field, format!("not a `YYYY-MM-DD HH:MM:SS` time: {err}")))?;
-    let resolved = zone
-        .from_local_datetime(&naive)
-        .earliest()
-        .ok_or_else(|| AdaptError::field(field, format!("{naive} does not exist in {zone} (the clocks went forward)")))?;
+    let naive =
+        NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S%.f").map_err(|err| {
+            AdaptError::field(field, format!("not a `YYYY-MM-DD HH:MM:SS` time: {err}"))
+        })?;
+    let resolved = zone.from_local_datetime(&naive).earliest().ok_or_else(|| {
+        AdaptError::field(
+            field,
+            format!("{naive} does not exist in {zone} (the clocks went forward)"),
+        )
+    })?;
     checked(field, resolved.timestamp_millis())
 }
 
@@ -67,10 +72,19 @@ mod tests {
     #[test]
     fn reads_each_spelling() {
         let expected = Timestamp::parse_rfc3339("2026-11-23T08:15:02Z").unwrap();
-        assert_eq!(iso8601("t", "2026-11-23T08:15:02.0000000Z").unwrap(), expected);
+        assert_eq!(
+            iso8601("t", "2026-11-23T08:15:02.0000000Z").unwrap(),
+            expected
+        );
         assert_eq!(iso8601("t", "2026-11-23T08:15:02+00:00").unwrap(), expected);
-        assert_eq!(rfc2822("t", "Mon, 23 Nov 2026 08:15:02 +0000").unwrap(), expected);
-        assert_eq!(local("t", "2026-11-23 08:15:02", chrono_tz::Europe::London).unwrap(), expected);
+        assert_eq!(
+            rfc2822("t", "Mon, 23 Nov 2026 08:15:02 +0000").unwrap(),
+            expected
+        );
+        assert_eq!(
+            local("t", "2026-11-23 08:15:02", chrono_tz::Europe::London).unwrap(),
+            expected
+        );
         assert_eq!(epoch_seconds("t", "1795421702").unwrap(), expected);
         // British Summer Time: local 09:15 is 08:15 UTC.
         assert_eq!(
@@ -81,7 +95,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        assert_eq!(iso8601("Queue.EnqueueTimestamp", "yesterday").unwrap_err().field_name(), Some("Queue.EnqueueTimestamp"));
+        assert_eq!(
+            iso8601("Queue.EnqueueTimestamp", "yesterday")
+                .unwrap_err()
+                .field_name(),
+            Some("Queue.EnqueueTimestamp")
+        );
         assert!(local("start", "2026-03-29 01:30:00", chrono_tz::Europe::London).is_err());
         assert!(epoch_seconds("time", "NaN").is_err());
         assert!(iso8601("t", "1970-01-01T00:00:00Z").is_err());

@@ -28,6 +28,79 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Receive vendor webhooks and pushes over HTTP and publish canonical events to Kafka.
+    ///
+    /// Routes: POST /v1/events (canonical JSON), /v1/twilio (signed status and
+    /// queue callbacks), /v1/amazon-connect (CTRs or Kinesis Data Firehose),
+    /// /v1/teams (Graph callRecords), /v1/asterisk (CDR CSV / queue_log lines);
+    /// GET /healthz, /metrics. A 2xx is sent only once Kafka has the events;
+    /// bad records are answered 4xx with the field and reason and go to the
+    /// dead-letter topic. Listens on adapters.listen (127.0.0.1:8088).
+    ///
+    /// Example: CALLPULSE__ADAPTERS__PSEUDONYM_KEY=... callpulse adapters --mapping practices.toml
+    Adapters {
+        /// Practice mapping (TOML); default: adapters.mapping from the configuration.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// Local demo: the published demo pseudonym key when none is configured,
+        /// and Twilio signatures unchecked when no auth token is. Never in production.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Convert a vendor file into canonical events (JSON lines), without Kafka.
+    ///
+    /// Each record becomes zero or more canonical events; a record that
+    /// cannot be mapped goes to the rejects file with its line number and
+    /// reason (phone numbers masked). Caller numbers become keyed pseudonyms
+    /// (key: CALLPULSE__ADAPTERS__PSEUDONYM_KEY, or --demo). The exit code is
+    /// 1 when any record was rejected. The output feeds `callpulse replay`.
+    ///
+    /// Example: callpulse adapt --vendor amazon-connect --input ctr.jsonl --mapping practices.toml --output events.jsonl --rejects rejects.jsonl
+    Adapt {
+        /// Vendor format: generic, twilio, amazon-connect, asterisk, teams.
+        #[arg(long)]
+        vendor: callpulse_adapters::Vendor,
+        /// The vendor file: JSON lines, or CSV / queue_log for asterisk; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Practice mapping (TOML); default: adapters.mapping from the configuration.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// Where to write the canonical events, one JSON object per line.
+        #[arg(long, value_name = "EVENTS.jsonl")]
+        output: PathBuf,
+        /// Where to write rejected records, one JSON object per line.
+        #[arg(long, value_name = "REJECTS.jsonl")]
+        rejects: PathBuf,
+        /// Use the published demo pseudonym key when none is configured (never in production).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Publish vendor files to Kafka as canonical events; resumable and idempotent.
+    ///
+    /// Progress is kept in FILE.callpulse-import after each acknowledged
+    /// batch: an interrupted import resumes there, a finished one is skipped.
+    /// Rejected records go to the dead-letter topic. Importing again is safe:
+    /// event ids come from the vendor records, so repeats are dropped as duplicates.
+    ///
+    /// Example: callpulse import --vendor asterisk --mapping practices.toml Master.csv
+    Import {
+        /// Vendor format: generic, twilio, amazon-connect, asterisk, teams.
+        #[arg(long)]
+        vendor: callpulse_adapters::Vendor,
+        /// Practice mapping (TOML); default: adapters.mapping from the configuration.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// Ignore checkpoints and import from the first line.
+        #[arg(long)]
+        restart: bool,
+        /// Use the published demo pseudonym key when none is configured (never in production).
+        #[arg(long)]
+        demo: bool,
+        /// The vendor files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Consume canonical events from Kafka and publish window metrics (rebuilds calls, windows, lateness).
     Processor,
     /// Write window metrics from Kafka into ClickHouse (applies the schema first).
@@ -152,6 +225,133 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(callpulse_simulator::run(config, plan, shutdown()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Adapters { mapping, demo } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(callpulse_adapters::http::run(
+                config,
+                mapping.as_deref(),
+                demo,
+                shutdown(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Adapt {
+            vendor,
+            input,
+            mapping,
+            output,
+            rejects,
+            demo,
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            let mapping =
+                callpulse_adapters::settings::mapping(&config.adapters, mapping.as_deref())?;
+            let pseudonymiser =
+                callpulse_adapters::settings::pseudonymiser(&config.adapters, demo)?;
+            let ctx = callpulse_adapters::AdaptContext {
+                mapping: &mapping,
+                pseudonymiser: &pseudonymiser,
+                received_at: None,
+            };
+            let reader: Box<dyn BufRead> = if input == Path::new("-") {
+                Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
+            } else {
+                let file =
+                    File::open(&input).with_context(|| format!("opening {}", input.display()))?;
+                Box::new(BufReader::with_capacity(1 << 20, file))
+            };
+            let source = format!(
+                "file:{}",
+                input
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            );
+            let mut events_out = BufWriter::new(
+                File::create(&output).with_context(|| format!("creating {}", output.display()))?,
+            );
+            let mut rejects_out = BufWriter::new(
+                File::create(&rejects)
+                    .with_context(|| format!("creating {}", rejects.display()))?,
+            );
+            let summary = callpulse_adapters::file::adapt_file(
+                vendor,
+                &source,
+                reader,
+                &ctx,
+                now(),
+                |event| writeln!(events_out, "{}", event.to_json()),
+                |rejection| {
+                    eprintln!("line {}: {}", rejection.line.unwrap_or(0), rejection.error);
+                    writeln!(rejects_out, "{}", rejection.to_json())
+                },
+            )
+            .with_context(|| format!("converting {}", input.display()))?;
+            events_out.flush()?;
+            rejects_out.flush()?;
+            eprintln!(
+                "{}: {} records, {} events, {} rejected",
+                input.display(),
+                summary.records,
+                summary.events,
+                summary.rejected
+            );
+            Ok(if summary.rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Import {
+            vendor,
+            mapping,
+            restart,
+            demo,
+            files,
+        } => {
+            let config = load_config(cli.config.as_deref())?;
+            let mapping =
+                callpulse_adapters::settings::mapping(&config.adapters, mapping.as_deref())?;
+            let pseudonymiser =
+                callpulse_adapters::settings::pseudonymiser(&config.adapters, demo)?;
+            let ctx = callpulse_adapters::AdaptContext {
+                mapping: &mapping,
+                pseudonymiser: &pseudonymiser,
+                received_at: None,
+            };
+            let rejected = runtime()?.block_on(async {
+                callpulse_runtime::kafka::ensure_topics(&config.kafka, &config.topics.all())
+                    .await?;
+                let publisher = callpulse_adapters::publish::Publisher::new(&config)?;
+                let mut rejected = 0;
+                for file in &files {
+                    use callpulse_adapters::import::{import_file, FileOutcome};
+                    match import_file(vendor, file, &ctx, &publisher, restart, now()).await? {
+                        FileOutcome::Imported(summary) => {
+                            rejected += summary.rejected;
+                            eprintln!(
+                                "{}: {} records, {} events published, {} rejected (dead-lettered)",
+                                file.display(),
+                                summary.records,
+                                summary.events,
+                                summary.rejected
+                            );
+                        }
+                        FileOutcome::AlreadyDone(summary) => eprintln!(
+                            "{}: already imported ({} records); --restart imports it again",
+                            file.display(),
+                            summary.records
+                        ),
+                    }
+                }
+                anyhow::Ok(rejected)
+            })?;
+            Ok(if rejected == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Replay {
             events,
             metrics,
@@ -194,6 +394,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn now() -> callpulse_core::Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    callpulse_core::Timestamp::from_millis(since_epoch.as_millis() as i64)
 }
 
 fn load_core_hours(path: Option<&Path>) -> Result<CoreHours> {

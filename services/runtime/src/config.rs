@@ -15,6 +15,7 @@ pub struct Config {
     pub processor: ProcessorConfig,
     pub sink: SinkConfig,
     pub clickhouse: ClickHouseConfig,
+    pub adapters: AdaptersConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +68,35 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AdaptersConfig {
+    pub listen: String,
+    pub mapping: String,
+    pub pseudonym_key: String,
+    pub twilio_auth_token: String,
+    pub public_url: String,
+    pub ingest_token: String,
+    pub max_body_bytes: usize,
+    pub kafka_timeout_ms: u64,
+}
+
+/// Secrets stay out of logs and panics.
+impl std::fmt::Debug for AdaptersConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &str| if s.is_empty() { "<unset>" } else { "<set>" };
+        f.debug_struct("AdaptersConfig")
+            .field("listen", &self.listen)
+            .field("mapping", &self.mapping)
+            .field("pseudonym_key", &hidden(&self.pseudonym_key))
+            .field("twilio_auth_token", &hidden(&self.twilio_auth_token))
+            .field("public_url", &self.public_url)
+            .field("ingest_token", &hidden(&self.ingest_token))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("kafka_timeout_ms", &self.kafka_timeout_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

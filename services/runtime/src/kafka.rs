@@ -14,12 +14,18 @@ use crate::config::KafkaConfig;
 
 /// An idempotent producer: acks from all replicas, no duplicates on retry.
 pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer> {
+    producer_with_timeout(kafka, 30_000)
+}
+
+/// As [`producer`], giving up on a message after `timeout_ms`: for callers
+/// that answer someone and must say "try again" rather than wait.
+pub fn producer_with_timeout(kafka: &KafkaConfig, timeout_ms: u64) -> Result<FutureProducer> {
     ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", timeout_ms.to_string())
         .create()
         .context("creating Kafka producer")
 }

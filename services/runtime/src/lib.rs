@@ -4,6 +4,7 @@
 pub mod avro;
 pub mod config;
 pub mod kafka;
+pub mod metrics;
 
 pub use config::Config;
 

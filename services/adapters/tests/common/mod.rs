@@ -18,7 +18,9 @@ use callpulse_core::Timestamp;
 pub const TEST_KEY: &[u8] = b"callpulse-golden-test-key-32-bytes-long!";
 
 pub fn samples(vendor: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/samples").join(vendor)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/samples")
+        .join(vendor)
 }
 
 pub fn pseudonymiser() -> Pseudonymiser {
@@ -36,7 +38,11 @@ pub fn golden(vendor: Vendor) -> Vec<callpulse_core::CallEvent> {
         .unwrap_or_else(|| panic!("no input.* in {}", dir.display()));
     let mapping = PracticeMapping::load(&dir.join("mapping.toml")).unwrap();
     let pseudonymiser = pseudonymiser();
-    let ctx = AdaptContext { mapping: &mapping, pseudonymiser: &pseudonymiser, received_at: None };
+    let ctx = AdaptContext {
+        mapping: &mapping,
+        pseudonymiser: &pseudonymiser,
+        received_at: None,
+    };
     let mut events = Vec::new();
     let mut rejects = Vec::new();
     adapt_file(
@@ -58,9 +64,7 @@ pub fn golden(vendor: Vendor) -> Vec<callpulse_core::CallEvent> {
     let got_events: Vec<String> = events.iter().map(|e| e.to_json()).collect();
     let got_rejects: Vec<String> = rejects
         .iter()
-        .map(|r| {
-            serde_json::json!({"line": r.line, "code": r.code, "field": r.field}).to_string()
-        })
+        .map(|r| serde_json::json!({"line": r.line, "code": r.code, "field": r.field}).to_string())
         .collect();
     compare(&dir.join("expected.jsonl"), &got_events);
     compare(&dir.join("expected-rejects.jsonl"), &got_rejects);
@@ -69,7 +73,10 @@ pub fn golden(vendor: Vendor) -> Vec<callpulse_core::CallEvent> {
     let raw = fs::read_to_string(&input).unwrap_or_default();
     for reject in &rejects {
         let json = reject.to_json();
-        assert!(!json.contains("7700 900"), "a rejection shows a number: {json}");
+        assert!(
+            !json.contains("7700 900"),
+            "a rejection shows a number: {json}"
+        );
     }
     for number in phone_numbers_in(&raw) {
         for line in got_events.iter().chain(rejects.iter().map(|r| &r.record)) {
@@ -96,7 +103,12 @@ fn compare(path: &Path, got: &[String]) {
         let got: serde_json::Value = serde_json::from_str(got).unwrap();
         assert_eq!(got, want, "{} line {}", path.display(), i + 1);
     }
-    assert_eq!(got.len(), expected.len(), "{}: number of lines", path.display());
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "{}: number of lines",
+        path.display()
+    );
 }
 
 /// Mobile and geographic UK numbers in the sample (07..., +447..., 01/02...),
@@ -109,8 +121,16 @@ fn phone_numbers_in(text: &str) -> Vec<String> {
         if ch.is_ascii_digit() {
             run.push(*ch);
         } else {
-            if run.len() >= 10 && (run.starts_with("07") || run.starts_with("447") || run.starts_with("01") || run.starts_with("02")) {
-                let national = run.trim_start_matches("44").trim_start_matches('0').to_string();
+            if run.len() >= 10
+                && (run.starts_with("07")
+                    || run.starts_with("447")
+                    || run.starts_with("01")
+                    || run.starts_with("02"))
+            {
+                let national = run
+                    .trim_start_matches("44")
+                    .trim_start_matches('0')
+                    .to_string();
                 if national.len() >= 9 {
                     found.push(national);
                 }
