@@ -11,6 +11,11 @@ use rdkafka::{ClientConfig, Message};
 /// A configuration with fresh topics, groups and database for this run:
 /// runs never see each other's data.
 pub fn test_config(name: &str) -> Config {
+    Config::load_from(None, test_env(name)).unwrap()
+}
+
+/// The environment of [`test_config`], for services started as processes.
+pub fn test_env(name: &str) -> Vec<(String, String)> {
     let kafka = std::env::var("CALLPULSE_TEST_KAFKA")
         .expect("CALLPULSE_TEST_KAFKA is not set: run the tests with deploy/local/test.sh");
     let clickhouse = std::env::var("CALLPULSE_TEST_CLICKHOUSE")
@@ -30,6 +35,10 @@ pub fn test_config(name: &str) -> Config {
         ("CALLPULSE__CLICKHOUSE__URL", clickhouse),
         ("CALLPULSE__CLICKHOUSE__DATABASE", format!("test_{run}")),
         ("CALLPULSE__PROCESSOR__EMIT_INTERVAL_MS", "200".into()),
+        ("CALLPULSE__PROCESSOR__CHECKPOINT_INTERVAL_MS", "500".into()),
+        ("CALLPULSE__PROCESSOR__METRICS_LISTEN", "127.0.0.1:0".into()),
+        ("CALLPULSE__KAFKA__SESSION_TIMEOUT_MS", "6000".into()),
+        ("CALLPULSE__KAFKA__MAX_POLL_INTERVAL_MS", "10000".into()),
         ("CALLPULSE__PROCESSOR__GROUP_ID", format!("processor-{run}")),
         ("CALLPULSE__SINK__GROUP_ID", format!("sink-{run}")),
         ("CALLPULSE__SINK__BATCH_MAX_AGE_MS", "200".into()),
@@ -39,8 +48,12 @@ pub fn test_config(name: &str) -> Config {
         ("CALLPULSE__TOPICS__CALLS", format!("calls-{run}")),
         ("CALLPULSE__TOPICS__ALERTS", format!("alerts-{run}")),
         ("CALLPULSE__TOPICS__LATE_EVENTS", format!("late-{run}")),
+        (
+            "CALLPULSE__TOPICS__CHECKPOINTS",
+            format!("checkpoints-{run}"),
+        ),
     ];
-    Config::load_from(None, env.map(|(k, v)| (k.to_string(), v))).unwrap()
+    env.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// Reads every message of `topic` until `expected` have arrived or

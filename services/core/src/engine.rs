@@ -143,6 +143,8 @@ struct CallState {
     latest_at: Timestamp,
     revision: u64,
     dirty: bool,
+    /// Input position of the call's first event ([`NO_POSITION`] in replay).
+    first_position: u64,
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +176,11 @@ pub struct Engine {
     closed: Vec<WindowMetrics>,
     /// Wait starts of calls still waiting (no outcome yet), by practice.
     open_waits: FxHashMap<PracticeId, Vec<Timestamp>>,
+    /// Final summaries of calls evicted since the last drain.
+    evicted: Vec<CallSummary>,
+    /// First positions of held calls: how many calls, and the watermark
+    /// before the first of them was ingested. Its first key is the restart point.
+    held_positions: BTreeMap<u64, (u32, Option<Timestamp>)>,
     watermark: Option<Timestamp>,
     seq: u64,
     day_cache: DayCache,
@@ -181,6 +188,18 @@ pub struct Engine {
     scratch_new: Vec<Placed>,
     scratch_removed: Vec<Placed>,
     scratch_added: Vec<Placed>,
+}
+
+/// The position of events whose input has no positions (files, tests).
+pub const NO_POSITION: u64 = u64::MAX;
+
+/// Where to resume reading an input so that every call and window still
+/// held is rebuilt exactly: the position of the oldest held call's first
+/// event, and the watermark just before that event was ingested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPoint {
+    pub position: u64,
+    pub watermark: Option<Timestamp>,
 }
 
 /// The id used for practice-level switches (`divert_111_on`/`off`), which
@@ -199,6 +218,8 @@ impl Engine {
             retention: BTreeMap::new(),
             vendors: Vec::new(),
             open_waits: FxHashMap::default(),
+            evicted: Vec::new(),
+            held_positions: BTreeMap::new(),
             closed: Vec::new(),
             watermark: None,
             seq: 0,
@@ -208,6 +229,37 @@ impl Engine {
             scratch_removed: Vec::new(),
             scratch_added: Vec::new(),
         }
+    }
+
+    /// An engine that resumes an input at a [`RestartPoint`] taken from
+    /// an earlier engine: fed the same input from `point.position` on, it
+    /// emits the same records as the earlier engine would have.
+    pub fn resume(config: EngineConfig, point: RestartPoint) -> Self {
+        let mut engine = Engine::new(config);
+        engine.watermark = point.watermark;
+        engine
+    }
+
+    /// Where to resume this engine's input after a crash, or `None` when
+    /// it holds no call (resume after the last ingested position, with the
+    /// current watermark).
+    ///
+    /// Exact when calls are retained longer than any window lasts plus the
+    /// lateness (25 h + lateness; the default is 36 h): then every event
+    /// that shaped an open window belongs to a call still held, and the
+    /// oldest held call's first event covers them all.
+    pub fn restart_point(&self) -> Option<RestartPoint> {
+        debug_assert!(
+            !matches!(self.config.lateness, Lateness::Bounded { allowed_ms }
+                if self.config.call_retention_ms < 25 * HOUR_MS + allowed_ms),
+            "call retention too short for an exact restart point"
+        );
+        self.held_positions
+            .first_key_value()
+            .map(|(&position, &(_, watermark))| RestartPoint {
+                position,
+                watermark,
+            })
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -235,6 +287,11 @@ impl Engine {
             let mut closed = std::mem::take(&mut self.closed);
             self.finalise_windows(&mut closed);
             self.closed = closed;
+            // Calls too: eviction must depend on the input alone, not on
+            // when drains happen, or a restarted engine could disagree.
+            let mut evicted = std::mem::take(&mut self.evicted);
+            self.evict_calls(&mut evicted);
+            self.evicted = evicted;
         }
     }
 
@@ -256,6 +313,13 @@ impl Engine {
 
     /// Folds one validated event in. The event's own time advances the watermark.
     pub fn ingest(&mut self, event: &CallEvent) -> Ingested {
+        self.ingest_at(event, NO_POSITION)
+    }
+
+    /// As [`Engine::ingest`], for an input with positions (a Kafka
+    /// partition's offsets, increasing): the engine remembers where each
+    /// held call began, for [`Engine::restart_point`].
+    pub fn ingest_at(&mut self, event: &CallEvent, input_position: u64) -> Ingested {
         debug_assert!(event.validate().is_ok(), "ingest takes validated events");
         let Some(practice) = PracticeId::from_code(&event.practice) else {
             // Unreachable for validated events; report rather than panic.
@@ -295,7 +359,15 @@ impl Engine {
                     latest_at: event.at,
                     revision: 0,
                     dirty: false,
+                    first_position: input_position,
                 });
+                if input_position != NO_POSITION {
+                    let held = self
+                        .held_positions
+                        .entry(input_position)
+                        .or_insert((0, self.watermark));
+                    held.0 += 1;
+                }
                 self.stats.open_calls += 1;
                 slot.len() - 1
             }
@@ -437,6 +509,12 @@ impl Engine {
         if slot.is_empty() {
             state.calls.remove(call_id);
         }
+        if let Some(held) = self.held_positions.get_mut(&call.first_position) {
+            held.0 -= 1;
+            if held.0 == 0 {
+                self.held_positions.remove(&call.first_position);
+            }
+        }
         if state.calls.is_empty() {
             self.practices.remove(&practice);
         }
@@ -523,10 +601,10 @@ impl Engine {
     pub fn drain(&mut self, provisional: bool) -> Emitted {
         let mut emitted = Emitted {
             windows: std::mem::take(&mut self.closed),
-            calls: Vec::new(),
+            calls: std::mem::take(&mut self.evicted),
         };
         self.finalise_windows(&mut emitted.windows);
-        self.evict_calls(&mut emitted);
+        self.evict_calls(&mut emitted.calls);
         if provisional {
             for key in std::mem::take(&mut self.dirty_windows) {
                 if let Some(acc) = self.windows.get_mut(&key) {
@@ -577,7 +655,7 @@ impl Engine {
         }
     }
 
-    fn evict_calls(&mut self, emitted: &mut Emitted) {
+    fn evict_calls(&mut self, evicted: &mut Vec<CallSummary>) {
         let (Lateness::Bounded { allowed_ms }, Some(wm)) = (self.config.lateness, self.watermark)
         else {
             return;
@@ -601,7 +679,7 @@ impl Engine {
                     continue; // it has a newer entry
                 }
                 if let Some(summary) = self.call_summary(&call, true) {
-                    emitted.calls.push(summary);
+                    evicted.push(summary);
                 }
                 self.remove_call(call.practice, &call.call_id, call.vendor);
             }

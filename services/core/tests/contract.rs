@@ -7,6 +7,7 @@ use callpulse_core::{
     WindowMetrics, WindowSize,
 };
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn event(id: &str, call: &str, kind: EventKind, at: &str) -> CallEvent {
     CallEvent {
@@ -372,4 +373,87 @@ fn streaming_with_long_waits_matches_replay() {
         minute_ten.peak_waiting, 2,
         "the long call and the short one"
     );
+}
+
+/// Runs a streaming engine over `events` (positions = indices) from
+/// `start`, draining after every `drain_every` events; returns every final
+/// window by key and the positions of the events reported late.
+fn stream_from(
+    mut engine: Engine,
+    events: &[CallEvent],
+    start: usize,
+    stop: usize,
+    drain_every: usize,
+    finish: bool,
+) -> (Engine, BTreeMap<String, WindowMetrics>, Vec<usize>) {
+    let mut finals = BTreeMap::new();
+    let mut late = Vec::new();
+    let keep = |windows: Vec<WindowMetrics>, finals: &mut BTreeMap<String, WindowMetrics>| {
+        for w in windows.into_iter().filter(|w| w.is_final) {
+            let key = format!("{:?}", w.key());
+            if let Some(earlier) = finals.insert(key, w.clone()) {
+                assert_eq!(
+                    earlier, w,
+                    "a window was finalised twice with different content"
+                );
+            }
+        }
+    };
+    for (position, event) in events.iter().enumerate().take(stop).skip(start) {
+        if let Ingested::Late(_) = engine.ingest_at(event, position as u64) {
+            late.push(position);
+        }
+        if position % drain_every == 0 {
+            keep(engine.drain(true).windows, &mut finals);
+        }
+    }
+    keep(engine.drain(true).windows, &mut finals);
+    if finish {
+        keep(engine.finish().windows, &mut finals);
+    }
+    (engine, finals, late)
+}
+
+proptest! {
+    /// A crash at any point, then a restart from the engine's restart
+    /// point, gives every final window exactly as without the crash,
+    /// revisions included (ClickHouse keeps the row with the highest).
+    #[test]
+    fn resuming_from_the_restart_point_gives_the_same_final_windows(
+        events in arbitrary_events(),
+        crash in any::<prop::sample::Index>(),
+        drain_every in 1usize..7,
+    ) {
+        let config = EngineConfig {
+            lateness: Lateness::Bounded { allowed_ms: 60_000 },
+            // The shortest retention that keeps the restart point exact:
+            // a call outlives every window it touches (a day is 25 h at most).
+            call_retention_ms: 25 * 3_600_000 + 60_000,
+            ..EngineConfig::default()
+        };
+        let (_, expected, expected_late) =
+            stream_from(Engine::new(config.clone()), &events, 0, events.len(), drain_every, true);
+
+        let crash = crash.index(events.len() + 1);
+        let (before, mut finals, late_before) =
+            stream_from(Engine::new(config.clone()), &events, 0, crash, drain_every, false);
+        let (resume_at, engine) = match before.restart_point() {
+            Some(point) => (point.position as usize, Engine::resume(config.clone(), point)),
+            None => (crash, Engine::resume(config.clone(), callpulse_core::RestartPoint {
+                position: crash as u64,
+                watermark: before.watermark(),
+            })),
+        };
+        prop_assert!(resume_at <= crash);
+        let (_, after, late_after) = stream_from(engine, &events, resume_at, events.len(), drain_every, true);
+        for (key, window) in after {
+            if let Some(earlier) = finals.insert(key.clone(), window.clone()) {
+                prop_assert_eq!(earlier, window, "{} differs after the restart", key);
+            }
+        }
+        prop_assert_eq!(finals, expected);
+        let mut late: Vec<usize> = late_before.into_iter().filter(|p| *p < resume_at).chain(late_after).collect();
+        late.sort_unstable();
+        prop_assert_eq!(late, expected_late);
+    }
 }

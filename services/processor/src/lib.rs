@@ -1,129 +1,466 @@
-//! The streaming processor: consumes canonical events, keeps one engine per
-//! assigned partition (keys are practices, so a practice's state lives with
-//! its partition), and publishes window metrics, call summaries and late
-//! events. Emission is rate-limited: open windows are re-emitted when
-//! changed, at most once per `emit_interval_ms`.
+//! The streaming processor: consumes canonical events in a consumer group,
+//! keeps one engine per assigned partition (keys are practices, so a
+//! practice's state lives with its partition), and publishes window
+//! metrics, call summaries and late events.
 //!
-//! Call events and window metrics are Avro (single-object encoding, see
-//! docs/schemas.md); call summaries and late events are JSON until their
-//! schemas are written.
+//! - **Emission**: open windows are re-emitted when changed, at most once
+//!   per `emit_interval_ms`; final windows as soon as they close.
+//! - **Recovery**: every `checkpoint_interval_ms`, once the outputs of
+//!   everything consumed were acknowledged, each partition's restart point
+//!   (the first offset of the oldest call still held, and the watermark
+//!   before it; see `Engine::restart_point`) is written to the checkpoint
+//!   topic and its offset committed. A restarted processor, or the new
+//!   owner of a partition after a rebalance, resumes there and rebuilds
+//!   the same state, so it emits the same records with the same revisions;
+//!   ClickHouse keeps one row per window version.
+//! - **Watermarks** are per partition; a partition idle for
+//!   `idle_timeout_ms` follows the most advanced partition of this instance.
+//! - **Observability**: Prometheus metrics on `metrics_listen`, and a log
+//!   line every 10 seconds.
 //!
-//! Offsets are committed after the outputs of everything consumed so far
-//! were acknowledged by the broker. Rebuilding open state after a crash
-//! (re-reading from a position that covers open windows) is issue #4.
+//! Call events and window metrics are Avro (docs/schemas.md); call
+//! summaries and late events are JSON.
 
-use std::collections::HashMap;
+mod checkpoint;
+mod observe;
+
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use callpulse_core::{Emitted, Engine, EngineConfig, Ingested, Lateness};
+use callpulse_core::{Emitted, Engine, EngineConfig, Ingested, Lateness, RestartPoint, Timestamp};
+use callpulse_runtime::metrics::Registry;
 use callpulse_runtime::{avro, kafka, Config};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
 use tracing::{info, warn};
+
+pub use checkpoint::Checkpoint;
+
+/// State of one assigned partition.
+struct PartitionState {
+    engine: Engine,
+    /// The offset after the last message processed.
+    next_offset: i64,
+    last_event: Instant,
+    /// The restart point last written, to write only on change.
+    written: Option<Checkpoint>,
+}
+
+/// Hears rebalances: partitions taken away are dropped before anything
+/// else is processed, so a partition is never worked on by two owners'
+/// states at once.
+struct RebalanceListener {
+    revoked: Arc<Mutex<Vec<i32>>>,
+}
+
+impl ClientContext for RebalanceListener {}
+
+impl ConsumerContext for RebalanceListener {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        match rebalance {
+            Rebalance::Revoke(list) => {
+                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                info!(?partitions, "partitions revoked");
+                self.revoked
+                    .lock()
+                    .expect("revoked lock")
+                    .extend(partitions);
+            }
+            Rebalance::Assign(list) => {
+                let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+                info!(?partitions, "partitions assigned");
+            }
+            Rebalance::Error(err) => warn!(%err, "rebalance error"),
+        }
+    }
+}
+
+struct Processor {
+    config: Config,
+    engine_config: EngineConfig,
+    consumer: StreamConsumer<RebalanceListener>,
+    revoked: Arc<Mutex<Vec<i32>>>,
+    producer: FutureProducer,
+    checkpoints: checkpoint::CheckpointStore,
+    partitions: BTreeMap<i32, PartitionState>,
+    metrics: Arc<Registry>,
+}
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
-    let consumer = kafka::consumer(&config.kafka, &config.processor.group_id)?;
+    let revoked = Arc::new(Mutex::new(Vec::new()));
+    let consumer: StreamConsumer<RebalanceListener> =
+        kafka::consumer_config(&config.kafka, &config.processor.group_id)
+            .create_with_context(RebalanceListener {
+                revoked: revoked.clone(),
+            })
+            .context("creating Kafka consumer")?;
     consumer
         .subscribe(&[&config.topics.call_events])
         .context("subscribing to call events")?;
-    let producer = kafka::producer(&config.kafka)?;
-    let engine_config = EngineConfig {
-        lateness: Lateness::Bounded {
-            allowed_ms: config.processor.allowed_lateness_ms,
+    let metrics = Arc::new(Registry::new());
+    if !config.processor.metrics_listen.is_empty() {
+        observe::serve_metrics(&config.processor.metrics_listen, metrics.clone()).await?;
+    }
+    let mut processor = Processor {
+        engine_config: EngineConfig {
+            lateness: Lateness::Bounded {
+                allowed_ms: config.processor.allowed_lateness_ms,
+            },
+            ..EngineConfig::default()
         },
-        ..EngineConfig::default()
+        producer: kafka::producer(&config.kafka)?,
+        checkpoints: checkpoint::CheckpointStore::open(&config).await?,
+        consumer,
+        revoked,
+        partitions: BTreeMap::new(),
+        metrics,
+        config,
     };
-    let mut engines: HashMap<i32, Engine> = HashMap::new();
-    let mut pending: HashMap<i32, i64> = HashMap::new();
-    let mut ticker =
-        tokio::time::interval(Duration::from_millis(config.processor.emit_interval_ms));
-    tokio::pin!(shutdown);
-    info!(topic = %config.topics.call_events, "processor running");
+    processor.run(shutdown).await
+}
 
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = ticker.tick() => {
-                flush(&config, &producer, &mut engines).await?;
-                commit(&consumer, &config.topics.call_events, &mut pending)?;
-            }
-            message = consumer.recv() => {
-                let message = match message {
-                    Ok(message) => message,
-                    Err(err) => { warn!(%err, "consuming call events"); continue; }
-                };
-                let partition = message.partition();
-                pending.insert(partition, message.offset() + 1);
-                let Some(payload) = message.payload() else { continue };
-                let event = match avro::decode_call_event(payload).map_err(|e| e.to_string()) {
-                    Ok(event) => event,
-                    Err(reason) => {
-                        warn!(partition, offset = message.offset(), %reason, "invalid event sent to the dead-letter topic");
-                        let body = serde_json::json!({"reason": reason, "partition": partition, "offset": message.offset(),
-                            "raw_hex": payload.iter().map(|b| format!("{b:02x}")).collect::<String>()}).to_string();
-                        send(&producer, &config.topics.dead_letters, "", body.as_bytes()).await?;
-                        continue;
+impl Processor {
+    async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let mut emit = tokio::time::interval(Duration::from_millis(
+            self.config.processor.emit_interval_ms,
+        ));
+        let mut checkpoint = tokio::time::interval(Duration::from_millis(
+            self.config.processor.checkpoint_interval_ms,
+        ));
+        let mut report = tokio::time::interval(Duration::from_secs(10));
+        tokio::pin!(shutdown);
+        info!(topic = %self.config.topics.call_events, group = %self.config.processor.group_id, "processor running");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = emit.tick() => {
+                    self.drop_revoked();
+                    self.follow_idle_partitions();
+                    self.emit().await?;
+                }
+                _ = checkpoint.tick() => {
+                    self.drop_revoked();
+                    self.emit().await?;
+                    self.checkpoint(CommitMode::Async).await?;
+                }
+                _ = report.tick() => self.report(),
+                message = self.consumer.recv() => {
+                    let received = message
+                        .map(|m| (m.partition(), m.offset(), m.payload().map(<[u8]>::to_vec)));
+                    self.drop_revoked();
+                    match received {
+                        Ok((partition, offset, payload)) => {
+                            self.handle(partition, offset, payload.as_deref()).await?;
+                        }
+                        Err(err) => warn!(%err, "consuming call events"),
                     }
-                };
-                let engine = engines.entry(partition).or_insert_with(|| Engine::new(engine_config.clone()));
-                if let Ingested::Late(late) = engine.ingest(&event) {
-                    let body = serde_json::to_string(&*late)?;
-                    send(&producer, &config.topics.late_events, &event.practice, body.as_bytes()).await?;
                 }
             }
         }
+        // Graceful: publish what is pending, record where to resume, and
+        // leave the group (dropping the consumer closes it) so the
+        // partitions move on at once.
+        self.drop_revoked();
+        self.emit().await?;
+        self.checkpoint(CommitMode::Sync).await?;
+        use rdkafka::producer::Producer;
+        self.producer.flush(Duration::from_secs(10))?;
+        info!("processor stopped");
+        Ok(())
     }
-    flush(&config, &producer, &mut engines).await?;
-    commit(&consumer, &config.topics.call_events, &mut pending)?;
-    info!("processor stopped");
-    Ok(())
-}
 
-async fn flush(
-    config: &Config,
-    producer: &FutureProducer,
-    engines: &mut HashMap<i32, Engine>,
-) -> Result<()> {
-    for engine in engines.values_mut() {
-        let Emitted { windows, calls } = engine.drain(true);
-        for window in &windows {
-            send(
-                producer,
-                &config.topics.metrics,
-                &window.practice,
-                &avro::encode_window_metrics(window)?,
-            )
-            .await?;
-        }
-        for call in &calls {
-            send(
-                producer,
-                &config.topics.calls,
-                &call.practice,
-                serde_json::to_string(call)?.as_bytes(),
-            )
-            .await?;
+    /// Forgets partitions that moved to another member: their new owner rebuilds them.
+    fn drop_revoked(&mut self) {
+        let revoked: Vec<i32> = std::mem::take(&mut *self.revoked.lock().expect("revoked lock"));
+        for partition in revoked {
+            if self.partitions.remove(&partition).is_some() {
+                info!(partition, "dropped the state of a revoked partition");
+            }
         }
     }
-    Ok(())
+
+    async fn handle(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) -> Result<()> {
+        let p = partition.to_string();
+        let labels = [("partition", p.as_str())];
+        if !self.partitions.contains_key(&partition) {
+            let engine = self.engine_for(partition, offset)?;
+            self.partitions.insert(
+                partition,
+                PartitionState {
+                    engine,
+                    next_offset: offset,
+                    last_event: Instant::now(),
+                    written: None,
+                },
+            );
+        }
+        let state = self.partitions.get_mut(&partition).expect("just inserted");
+        if offset < state.next_offset {
+            return Ok(()); // already processed (a fetch repeated after a seek)
+        }
+        state.next_offset = offset + 1;
+        state.last_event = Instant::now();
+        self.metrics.inc(
+            "callpulse_processor_events_in_total",
+            "Call events consumed.",
+            &labels,
+        );
+        let Some(payload) = payload else {
+            return Ok(());
+        };
+        let event = match avro::decode_call_event(payload) {
+            Ok(event) => event,
+            Err(err) => {
+                let reason = err.to_string();
+                warn!(partition, offset, %reason, "invalid event sent to the dead-letter topic");
+                let body =
+                    serde_json::json!({"reason": reason, "partition": partition, "offset": offset,
+                    "raw_hex": payload.iter().map(|b| format!("{b:02x}")).collect::<String>()})
+                    .to_string();
+                self.metrics.inc(
+                    "callpulse_processor_dead_letters_total",
+                    "Undecodable events dead-lettered.",
+                    &labels,
+                );
+                let topic = self.config.topics.dead_letters.clone();
+                let delivery = send(&self.producer, &topic, "", body.as_bytes())?;
+                await_all(vec![delivery]).await?;
+                return Ok(());
+            }
+        };
+        match state.engine.ingest_at(&event, offset as u64) {
+            Ingested::Folded => {}
+            Ingested::Duplicate => self.metrics.inc(
+                "callpulse_processor_duplicates_total",
+                "Duplicate events (counted in dq_duplicates).",
+                &labels,
+            ),
+            Ingested::Late(late) => {
+                self.metrics.inc(
+                    "callpulse_processor_late_total",
+                    "Events for final windows, sent to the late-events topic.",
+                    &labels,
+                );
+                let body = serde_json::to_string(&*late)?;
+                let topic = self.config.topics.late_events.clone();
+                let delivery = send(&self.producer, &topic, &event.practice, body.as_bytes())?;
+                await_all(vec![delivery]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh engine for a partition first seen at `offset`: resumed with
+    /// the watermark of the checkpoint written for that offset, if any.
+    fn engine_for(&mut self, partition: i32, offset: i64) -> Result<Engine> {
+        match self.checkpoints.watermark_at(partition, offset)? {
+            Some(watermark) => {
+                info!(partition, offset, watermark = ?watermark.map(|w| w.to_rfc3339_millis()), "resuming from checkpoint");
+                Ok(Engine::resume(
+                    self.engine_config.clone(),
+                    RestartPoint {
+                        position: offset as u64,
+                        watermark,
+                    },
+                ))
+            }
+            None => {
+                if offset > 0 {
+                    warn!(
+                        partition,
+                        offset,
+                        "no checkpoint for this offset: the watermark is rebuilt from the events"
+                    );
+                }
+                Ok(Engine::new(self.engine_config.clone()))
+            }
+        }
+    }
+
+    /// A partition that has been idle follows the busiest partition's
+    /// watermark, so its own windows close instead of waiting for traffic.
+    fn follow_idle_partitions(&mut self) {
+        let idle_after = Duration::from_millis(self.config.processor.idle_timeout_ms);
+        let Some(leader) = self
+            .partitions
+            .values()
+            .filter_map(|s| s.engine.watermark())
+            .max()
+        else {
+            return;
+        };
+        for state in self.partitions.values_mut() {
+            if state.last_event.elapsed() >= idle_after
+                && state.engine.watermark().is_some_and(|wm| wm < leader)
+            {
+                state.engine.advance_watermark(leader);
+            }
+        }
+    }
+
+    /// Publishes what changed in every partition and waits for the acknowledgements.
+    async fn emit(&mut self) -> Result<()> {
+        let mut deliveries = Vec::new();
+        let mut windows_out = 0u64;
+        let mut calls_out = 0u64;
+        for state in self.partitions.values_mut() {
+            let Emitted { windows, calls } = state.engine.drain(true);
+            for window in &windows {
+                let payload = avro::encode_window_metrics(window)?;
+                deliveries.push(send(
+                    &self.producer,
+                    &self.config.topics.metrics,
+                    &window.practice,
+                    &payload,
+                )?);
+            }
+            for call in &calls {
+                let payload = serde_json::to_vec(call)?;
+                deliveries.push(send(
+                    &self.producer,
+                    &self.config.topics.calls,
+                    &call.practice,
+                    &payload,
+                )?);
+            }
+            windows_out += windows.len() as u64;
+            calls_out += calls.len() as u64;
+        }
+        await_all(deliveries).await?;
+        let help = "Records published, by topic.";
+        self.metrics.add(
+            "callpulse_processor_records_out_total",
+            help,
+            &[("topic", "metrics")],
+            windows_out,
+        );
+        self.metrics.add(
+            "callpulse_processor_records_out_total",
+            help,
+            &[("topic", "calls")],
+            calls_out,
+        );
+        Ok(())
+    }
+
+    /// Writes each partition's restart point (on change) and commits it.
+    /// Everything consumed so far has been emitted and acknowledged.
+    async fn checkpoint(&mut self, mode: CommitMode) -> Result<()> {
+        let mut changed = Vec::new();
+        for (&partition, state) in &self.partitions {
+            let point = state.engine.restart_point().unwrap_or(RestartPoint {
+                position: state.next_offset as u64,
+                watermark: state.engine.watermark(),
+            });
+            let cp = Checkpoint {
+                partition,
+                offset: point.position as i64,
+                watermark_ms: point.watermark.map(Timestamp::millis),
+            };
+            if state.written != Some(cp) {
+                changed.push(cp);
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.checkpoints.write(&self.producer, &changed).await?;
+        kafka::commit_offsets(
+            &self.consumer,
+            &self.config.topics.call_events,
+            changed.iter().map(|cp| (cp.partition, cp.offset)),
+            mode,
+        )?;
+        for cp in changed {
+            if let Some(state) = self.partitions.get_mut(&cp.partition) {
+                state.written = Some(cp);
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self) {
+        let mut open_calls = 0;
+        let mut open_windows = 0;
+        for (partition, state) in &self.partitions {
+            let stats = state.engine.stats();
+            let p = partition.to_string();
+            let labels = [("partition", p.as_str())];
+            self.metrics.set(
+                "callpulse_processor_open_calls",
+                "Calls held in memory.",
+                &labels,
+                stats.open_calls as f64,
+            );
+            self.metrics.set(
+                "callpulse_processor_open_windows",
+                "Windows held in memory.",
+                &labels,
+                stats.open_windows as f64,
+            );
+            if let Some(wm) = state.engine.watermark() {
+                self.metrics.set(
+                    "callpulse_processor_watermark_ms",
+                    "Event-time watermark, epoch ms.",
+                    &labels,
+                    wm.millis() as f64,
+                );
+            }
+            let topic = &self.config.topics.call_events;
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_millis(200))
+            {
+                let lag = (high - state.next_offset).max(0);
+                self.metrics.set(
+                    "callpulse_processor_consumer_lag",
+                    "Messages behind the partition's end.",
+                    &labels,
+                    lag as f64,
+                );
+            }
+            open_calls += stats.open_calls;
+            open_windows += stats.open_windows;
+        }
+        info!(
+            partitions = self.partitions.len(),
+            open_calls,
+            open_windows,
+            events_in = self.metrics.total("callpulse_processor_events_in_total"),
+            late = self.metrics.total("callpulse_processor_late_total"),
+            duplicates = self.metrics.total("callpulse_processor_duplicates_total"),
+            "processor state"
+        );
+    }
 }
 
-async fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) -> Result<()> {
+fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) -> Result<DeliveryFuture> {
     producer
-        .send(
-            FutureRecord::to(topic).key(key).payload(body),
-            Duration::from_secs(30),
-        )
-        .await
+        .send_result(FutureRecord::to(topic).key(key).payload(body))
         .map_err(|(err, _)| err)
-        .with_context(|| format!("publishing to {topic}"))?;
+        .with_context(|| format!("publishing to {topic}"))
+}
+
+async fn await_all(deliveries: Vec<DeliveryFuture>) -> Result<()> {
+    for delivery in deliveries {
+        delivery
+            .await
+            .map_err(|_| anyhow::anyhow!("the producer shut down"))?
+            .map_err(|(err, _)| err)
+            .context("publishing")?;
+    }
     Ok(())
 }
 
-fn commit(consumer: &impl Consumer, topic: &str, pending: &mut HashMap<i32, i64>) -> Result<()> {
-    kafka::commit_offsets(consumer, topic, pending.drain(), CommitMode::Async)
-}
+/// Partition → engine statistics, for tests and tools.
+pub type PartitionStats = HashMap<i32, callpulse_core::engine::EngineStats>;

@@ -23,6 +23,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub partitions: i32,
     pub retention_ms: i64,
+    pub session_timeout_ms: u64,
+    pub max_poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,9 +35,11 @@ pub struct Topics {
     pub calls: String,
     pub alerts: String,
     pub late_events: String,
+    pub checkpoints: String,
 }
 
 impl Topics {
+    /// The topics with one partition per practice shard (all but checkpoints).
     pub fn all(&self) -> [&str; 6] {
         [
             &self.call_events,
@@ -53,6 +57,9 @@ pub struct ProcessorConfig {
     pub group_id: String,
     pub allowed_lateness_ms: i64,
     pub emit_interval_ms: u64,
+    pub checkpoint_interval_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

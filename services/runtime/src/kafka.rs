@@ -32,21 +32,41 @@ pub fn producer_with_timeout(kafka: &KafkaConfig, timeout_ms: u64) -> Result<Fut
 
 /// A consumer in `group_id` that commits only what the caller says is done.
 pub fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer> {
-    ClientConfig::new()
+    consumer_config(kafka, group_id)
+        .create()
+        .context("creating Kafka consumer")
+}
+
+/// The settings of [`consumer`], for callers that need their own context
+/// (e.g. to hear about rebalances).
+pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // Short intervals: a crashed member's partitions move on quickly.
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "60000")
-        .create()
-        .context("creating Kafka consumer")
+        .set(
+            "max.poll.interval.ms",
+            kafka.max_poll_interval_ms.to_string(),
+        );
+    config
 }
 
 /// Creates the topics that do not exist yet, with an explicit retention.
 pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<()> {
+    ensure_topics_with_partitions(kafka, topics, kafka.partitions).await
+}
+
+/// As [`ensure_topics`], with `partitions` partitions each.
+pub async fn ensure_topics_with_partitions(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &kafka.brokers)
         .create()
@@ -55,7 +75,7 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<()> {
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|name| {
-            NewTopic::new(name, kafka.partitions, TopicReplication::Fixed(1))
+            NewTopic::new(name, partitions, TopicReplication::Fixed(1))
                 .set("retention.ms", &retention)
         })
         .collect();
@@ -74,8 +94,8 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[&str]) -> Result<()> {
 }
 
 /// Commits, for each (partition, next offset), the position to resume from.
-pub fn commit_offsets(
-    consumer: &impl Consumer,
+pub fn commit_offsets<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl Consumer<C>,
     topic: &str,
     offsets: impl IntoIterator<Item = (i32, i64)>,
     mode: CommitMode,

@@ -56,6 +56,15 @@ impl Registry {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every series of one metric.
+    pub fn total(&self, name: &str) -> f64 {
+        let families = self.families.lock().expect("metrics lock");
+        families
+            .get(name)
+            .map(|family| family.series.values().sum())
+            .unwrap_or(0.0)
+    }
+
     fn update(
         &self,
         name: &'static str,
