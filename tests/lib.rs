@@ -4,9 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use callpulse_core::{CallEvent, CoreHours, Engine, EngineConfig};
 use callpulse_runtime::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
+use serde::Deserialize;
 
 /// A configuration with fresh topics, groups and database for this run:
 /// runs never see each other's data.
@@ -84,4 +86,99 @@ pub fn read_topic(
         }
     }
     messages
+}
+
+/// The fields of a window the end-to-end tests compare.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct Counts {
+    pub practice: String,
+    pub window: String,
+    pub start: u32,
+    pub offered: u64,
+    pub answered: u64,
+    pub abandoned: u64,
+    pub callback_requested: u64,
+    pub wait_count: u64,
+    pub wait_ms_sum: u64,
+    pub unique_callers: u64,
+    pub peak_waiting: u64,
+}
+
+/// What ClickHouse must end up holding for `events`: the engine's windows
+/// over the whole input, independently of the pipeline.
+pub fn expected_counts(events: &[CallEvent]) -> Vec<Counts> {
+    let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
+    for event in events {
+        engine.ingest(event);
+    }
+    let mut expected: Vec<Counts> = engine
+        .finish()
+        .windows
+        .iter()
+        .map(|w| Counts {
+            practice: w.practice.clone(),
+            window: w.window.as_str().to_string(),
+            start: (w.start.millis() / 1000) as u32,
+            offered: w.offered,
+            answered: w.answered,
+            abandoned: w.abandoned,
+            callback_requested: w.callback_requested,
+            wait_count: w.wait_count,
+            wait_ms_sum: w.wait_ms_sum,
+            unique_callers: w.unique_callers,
+            peak_waiting: w.peak_waiting,
+        })
+        .collect();
+    expected
+        .sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
+    expected
+}
+
+/// Polls `window_metrics FINAL` until it equals `expected` or `timeout` passes.
+pub async fn wait_for_counts(
+    config: &Config,
+    expected: &[Counts],
+    timeout: Duration,
+) -> Vec<Counts> {
+    let client = callpulse_sink::clickhouse_client(config);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows = client
+            .query(
+                "SELECT practice, window, toUInt32(`start`) AS start, offered, answered, abandoned, \
+                 callback_requested, wait_count, wait_ms_sum, unique_callers, peak_waiting \
+                 FROM window_metrics FINAL ORDER BY window, practice, start",
+            )
+            .fetch_all::<Counts>()
+            .await;
+        if let Ok(rows) = &rows {
+            if rows == expected {
+                return rows.clone();
+            }
+        }
+        if Instant::now() > deadline {
+            return rows.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Asserts equality, showing a few differing rows when not.
+pub fn assert_same_counts(actual: &[Counts], expected: &[Counts]) {
+    let missing: Vec<&Counts> = expected
+        .iter()
+        .filter(|row| !actual.contains(row))
+        .take(5)
+        .collect();
+    let unexpected: Vec<&Counts> = actual
+        .iter()
+        .filter(|row| !expected.contains(row))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty() && unexpected.is_empty() && actual.len() == expected.len(),
+        "ClickHouse differs from the engine's final windows ({} rows vs {} expected)\nexpected but not found: {missing:#?}\nfound but not expected: {unexpected:#?}",
+        actual.len(),
+        expected.len()
+    );
 }

@@ -28,4 +28,6 @@ export CALLPULSE_TEST_KAFKA=${CALLPULSE_TEST_KAFKA:-127.0.0.1:${CALLPULSE_KAFKA_
 export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}}
 # Integration tests share one broker and one ClickHouse: run test binaries one
 # at a time; tests inside a binary isolate themselves by topic and database names.
+# The recovery tests start the processor as a real process: build the binary first.
+cargo build --locked -p callpulse-cli
 cargo test --workspace --locked "$@" -- --test-threads=2

@@ -5,28 +5,12 @@
 //! CALLPULSE_TEST_KAFKA and CALLPULSE_TEST_CLICKHOUSE.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use callpulse_core::{CoreHours, Engine, EngineConfig, EventKind, Timestamp, WindowSize};
-use callpulse_e2e::test_config;
+use callpulse_core::{EventKind, Timestamp, WindowSize};
+use callpulse_e2e::{assert_same_counts, expected_counts, test_config, wait_for_counts};
 use callpulse_runtime::kafka;
 use callpulse_simulator::{generate, SimulationPlan};
-use serde::Deserialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize)]
-struct Counts {
-    practice: String,
-    window: String,
-    start: u32,
-    offered: u64,
-    answered: u64,
-    abandoned: u64,
-    callback_requested: u64,
-    wait_count: u64,
-    wait_ms_sum: u64,
-    unique_callers: u64,
-    peak_waiting: u64,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_events_become_exact_window_counts_in_clickhouse() {
@@ -58,30 +42,7 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
             .entry(event.practice.clone())
             .or_default() += 1;
     }
-    let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
-    for event in &events {
-        engine.ingest(event);
-    }
-    let mut expected: Vec<Counts> = engine
-        .finish()
-        .windows
-        .iter()
-        .map(|w| Counts {
-            practice: w.practice.clone(),
-            window: w.window.as_str().to_string(),
-            start: (w.start.millis() / 1000) as u32,
-            offered: w.offered,
-            answered: w.answered,
-            abandoned: w.abandoned,
-            callback_requested: w.callback_requested,
-            wait_count: w.wait_count,
-            wait_ms_sum: w.wait_ms_sum,
-            unique_callers: w.unique_callers,
-            peak_waiting: w.peak_waiting,
-        })
-        .collect();
-    expected
-        .sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
+    let expected = expected_counts(&events);
 
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
@@ -104,47 +65,12 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
         .await
         .unwrap();
 
-    let client = callpulse_sink::clickhouse_client(&config);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let actual = loop {
-        let rows = client
-            .query(
-                "SELECT practice, window, toUInt32(`start`) AS start, offered, answered, abandoned, \
-                 callback_requested, wait_count, wait_ms_sum, unique_callers, peak_waiting \
-                 FROM window_metrics FINAL ORDER BY window, practice, start",
-            )
-            .fetch_all::<Counts>()
-            .await;
-        if let Ok(rows) = &rows {
-            if *rows == expected {
-                break rows.clone();
-            }
-        }
-        if Instant::now() > deadline {
-            break rows.unwrap_or_default();
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let actual = wait_for_counts(&config, &expected, Duration::from_secs(60)).await;
     stop_tx.send(true).unwrap();
     processor.await.unwrap().unwrap();
     sink.await.unwrap().unwrap();
 
-    let missing: Vec<&Counts> = expected
-        .iter()
-        .filter(|row| !actual.contains(row))
-        .take(5)
-        .collect();
-    let unexpected: Vec<&Counts> = actual
-        .iter()
-        .filter(|row| !expected.contains(row))
-        .take(5)
-        .collect();
-    assert!(
-        missing.is_empty() && unexpected.is_empty() && actual.len() == expected.len(),
-        "ClickHouse differs from the engine's final windows ({} rows vs {} expected)\nexpected but not found: {missing:#?}\nfound but not expected: {unexpected:#?}",
-        actual.len(),
-        expected.len()
-    );
+    assert_same_counts(&actual, &expected);
     // And the plain count, independent of the engine: 1-minute windows add up to the events.
     let mut offered_in_clickhouse: BTreeMap<String, u64> = BTreeMap::new();
     for row in actual

@@ -107,6 +107,13 @@ enum Command {
     Sink,
     /// Apply the versioned ClickHouse schema (schemas/clickhouse) and exit.
     Migrate,
+    /// Organisations (practice -> PCN -> sub-ICB location -> ICB -> region) in ClickHouse.
+    ///
+    /// Example: callpulse orgs load data/organisations.csv
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
     /// Publish simulated calls for a few practices to Kafka.
     ///
     /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60
@@ -133,7 +140,7 @@ enum Command {
     /// hand, so every window is final. Bad lines are reported on standard
     /// error with their line number; the exit code is 1 if any was rejected.
     ///
-    /// Example: callpulse replay --events events.jsonl --metrics metrics.jsonl --calls calls.jsonl
+    /// Example: callpulse replay --events events.jsonl --metrics metrics.jsonl --calls calls.jsonl --alerts alerts.jsonl
     Replay {
         /// Canonical events, one JSON object per line; `-` reads standard input.
         #[arg(long, value_name = "EVENTS.jsonl")]
@@ -144,13 +151,42 @@ enum Command {
         /// Where to write one JSON line per call summary.
         #[arg(long, value_name = "CALLS.jsonl")]
         calls: Option<PathBuf>,
-        /// Where to write alerts (111 diversions in core hours, thresholds).
-        /// Alert rules arrive with issue #7; until then the file is created empty.
+        /// Where to write alerts: one JSON line per alert state change (firing,
+        /// updated with the count of diverted calls, resolved), ordered by
+        /// event time. Rule: a 111 diversion in core hours (metrics.md §5,
+        /// docs/core.md "Alerts: 111 diversions"); the id is stable, e.g.
+        /// div111:A81001:2026-11-23T08:00:00.000Z. Alerts are computed up to
+        /// the latest event time in the input, so one still open then stays firing.
         #[arg(long, value_name = "ALERTS.jsonl")]
         alerts: Option<PathBuf>,
         /// A bank-holidays file in the UK government's JSON shape, replacing the shipped one.
         #[arg(long, value_name = "FILE", env = "CALLPULSE_BANK_HOLIDAYS")]
         bank_holidays: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Load an organisations CSV into the `organisations` table (applies the schema first).
+    ///
+    /// Reads NHS Digital's gp-reg-pat-prac-map header, or callpulse's (the
+    /// same plus OPEN_DATE and CLOSE_DATE); see docs/organisations.md. Every
+    /// bad row is reported with its line number and then nothing is loaded
+    /// (exit code 1). Loading again replaces each practice's row (read with FINAL).
+    ///
+    /// Example: callpulse orgs load data/organisations.csv
+    Load {
+        /// The CSV file; `-` reads standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Write the synthetic organisations file (the shipped data/organisations.csv); deterministic.
+    ///
+    /// Example: callpulse orgs generate --out data/organisations.csv
+    Generate {
+        /// Where to write the CSV; `-` writes standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -160,6 +196,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(io::stderr)
+        // Colour codes only for a person at a terminal, not in log files.
+        .with_ansi(
+            io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -179,6 +219,59 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// `callpulse orgs load` and `callpulse orgs generate`.
+fn orgs(command: OrgsCommand, config: Option<&Path>) -> Result<ExitCode> {
+    use callpulse_sink::organisations::{self, synthetic, LevelCounts};
+    match command {
+        OrgsCommand::Load { file } => {
+            let parsed = if file == Path::new("-") {
+                organisations::parse(io::stdin().lock())
+            } else {
+                let input =
+                    File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+                organisations::parse(BufReader::with_capacity(1 << 20, input))
+            }
+            .with_context(|| format!("reading {}", file.display()))?;
+            for error in &parsed.errors {
+                eprintln!("{}: {error}", file.display());
+            }
+            if !parsed.errors.is_empty() {
+                eprintln!(
+                    "{}: {} bad rows, nothing loaded",
+                    file.display(),
+                    parsed.errors.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            let config = load_config(config)?;
+            runtime()?.block_on(organisations::load(&config, &parsed.practices))?;
+            eprintln!(
+                "{} ({}): loaded {} into {}.organisations at {}",
+                file.display(),
+                parsed.format,
+                LevelCounts::of(&parsed.practices),
+                config.clickhouse.database,
+                config.clickhouse.url
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OrgsCommand::Generate { out } => {
+            let practices = synthetic::generate();
+            if out == Path::new("-") {
+                synthetic::write_csv(io::stdout().lock(), &practices)?;
+            } else {
+                let file =
+                    File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+                synthetic::write_csv(BufWriter::new(file), &practices)
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            let counts: Vec<_> = practices.into_iter().map(|s| s.practice).collect();
+            eprintln!("{}: {}", out.display(), LevelCounts::of(&counts));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -203,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Orgs { command } => orgs(command, cli.config.as_deref()),
         Command::Simulate {
             practices,
             minutes,
@@ -374,17 +468,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 write_lines(&path, &output.calls)?;
             }
             if let Some(path) = alerts {
-                write_lines::<serde_json::Value>(&path, &[])?;
+                write_lines(&path, &output.alerts)?;
             }
             for rejected in &output.rejected {
                 eprintln!("line {}: {}", rejected.line, rejected.reason);
             }
             eprintln!(
-                "replayed {} events ({} duplicates): {} windows, {} calls, {} lines rejected",
+                "replayed {} events ({} duplicates): {} windows, {} calls, {} alert states, {} lines rejected",
                 output.events,
                 output.duplicates,
                 output.windows.len(),
                 output.calls.len(),
+                output.alerts.len(),
                 output.rejected.len()
             );
             Ok(if output.rejected.is_empty() {

@@ -7,7 +7,9 @@
 //! - [`record`]: the window metrics record (§4), call summaries, late events
 //! - [`calendar`]: GP core hours and bank holidays (§5)
 //! - [`replay`]: the engine over a file of JSON lines
+//! - [`alert`]: alert rules: 111 diversions in core hours (issue #7)
 
+pub mod alert;
 pub mod calendar;
 pub mod call;
 pub mod engine;
@@ -18,8 +20,12 @@ pub mod replay;
 pub mod time;
 pub mod window;
 
+pub use alert::{
+    diversion_alert_id, diversion_alerts, Alert, AlertKind, AlertState, AlertTracker, Opening,
+    Resolution,
+};
 pub use calendar::CoreHours;
-pub use engine::{Emitted, Engine, EngineConfig, Ingested, Lateness};
+pub use engine::{Emitted, Engine, EngineConfig, Ingested, Lateness, RestartPoint};
 pub use event::{CallEvent, EventError, EventKind};
 pub use record::{CallSummary, LateEvent, WindowMetrics};
 pub use time::Timestamp;

@@ -93,6 +93,8 @@ struct Processor {
     checkpoints: checkpoint::CheckpointStore,
     partitions: BTreeMap<i32, PartitionState>,
     metrics: Arc<Registry>,
+    /// Each partition's end offset, refreshed off the hot path for the lag gauge.
+    partition_ends: Arc<Mutex<HashMap<i32, i64>>>,
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -111,7 +113,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if !config.processor.metrics_listen.is_empty() {
         observe::serve_metrics(&config.processor.metrics_listen, metrics.clone()).await?;
     }
+    let partition_ends = observe::watch_partition_ends(&config)?;
     let mut processor = Processor {
+        partition_ends,
         engine_config: EngineConfig {
             lateness: Lateness::Bounded {
                 allowed_ms: config.processor.allowed_lateness_ms,
@@ -416,11 +420,13 @@ impl Processor {
                     wm.millis() as f64,
                 );
             }
-            let topic = &self.config.topics.call_events;
-            if let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(topic, *partition, Duration::from_millis(200))
-            {
+            let end = self
+                .partition_ends
+                .lock()
+                .expect("ends lock")
+                .get(partition)
+                .copied();
+            if let Some(high) = end {
                 let lag = (high - state.next_offset).max(0);
                 self.metrics.set(
                     "callpulse_processor_consumer_lag",
@@ -461,6 +467,3 @@ async fn await_all(deliveries: Vec<DeliveryFuture>) -> Result<()> {
     }
     Ok(())
 }
-
-/// Partition → engine statistics, for tests and tools.
-pub type PartitionStats = HashMap<i32, callpulse_core::engine::EngineStats>;

@@ -4,6 +4,7 @@
 //! stays in Kafka: the sink retries the batch it holds and reads no further.
 
 pub mod migrate;
+pub mod organisations;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

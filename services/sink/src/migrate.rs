@@ -5,10 +5,16 @@ use anyhow::{Context, Result};
 use callpulse_runtime::Config;
 
 /// The migrations, in order, compiled in.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "001_window_metrics.sql",
-    include_str!("../../../schemas/clickhouse/001_window_metrics.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "001_window_metrics.sql",
+        include_str!("../../../schemas/clickhouse/001_window_metrics.sql"),
+    ),
+    (
+        "002_organisations.sql",
+        include_str!("../../../schemas/clickhouse/002_organisations.sql"),
+    ),
+];
 
 pub async fn apply(config: &Config) -> Result<()> {
     let server = crate::clickhouse_server(config);
@@ -50,4 +56,25 @@ fn statements(sql: &str) -> Vec<String> {
         .filter(|statement| !statement.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_file_is_a_migration_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/clickhouse");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(listed, files);
+    }
 }
