@@ -83,3 +83,63 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
     }
     assert_eq!(offered_in_clickhouse, offered_by_practice);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diversion_in_core_hours_reaches_the_alerts_topic() {
+    use callpulse_core::alert::{Alert, AlertState};
+    use callpulse_core::CallEvent;
+    let config = test_config("alerts");
+    kafka::ensure_topics(&config.kafka, &config.topics.all())
+        .await
+        .unwrap();
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let processor = tokio::spawn(callpulse_processor::run(config.clone(), async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+    let event = |id: &str, call: Option<&str>, kind: EventKind, at: &str| CallEvent {
+        event_id: id.into(),
+        call_id: call.map(str::to_string),
+        vendor: "generic".into(),
+        practice: "A81001".into(),
+        kind,
+        at: Timestamp::parse_rfc3339(at).unwrap(),
+        caller: None,
+        queue_position: None,
+    };
+    // Monday 23 November 2026, 09:00 London (GMT): core hours.
+    let events = [
+        event("on", None, EventKind::Divert111On, "2026-11-23T09:00:00Z"),
+        event("o1", Some("c1"), EventKind::Offered, "2026-11-23T09:01:00Z"),
+        event(
+            "d1",
+            Some("c1"),
+            EventKind::Diverted111,
+            "2026-11-23T09:01:05Z",
+        ),
+    ];
+    let published = std::time::Instant::now();
+    let producer = kafka::producer(&config.kafka).unwrap();
+    callpulse_simulator::publish(&producer, &config.topics.call_events, &events)
+        .await
+        .unwrap();
+    let mut alerts: Vec<Alert> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline && !alerts.iter().any(|a| a.diverted_calls == 1) {
+        alerts =
+            callpulse_e2e::read_topic(&config, &config.topics.alerts, 2, Duration::from_secs(2))
+                .into_iter()
+                .map(|(_, payload)| serde_json::from_slice(&payload).unwrap())
+                .collect();
+    }
+    eprintln!(
+        "alert on the topic {:?} after publication",
+        published.elapsed()
+    );
+    stop_tx.send(true).unwrap();
+    processor.await.unwrap().unwrap();
+    let latest = alerts.last().expect("an alert on the alerts topic");
+    assert_eq!(latest.id, "div111:A81001:2026-11-23T09:00:00.000Z");
+    assert_eq!(latest.state, AlertState::Firing);
+    assert_eq!(latest.diverted_calls, 1);
+    assert!(latest.summary.contains("A81001"), "{}", latest.summary);
+}

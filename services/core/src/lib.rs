@@ -10,6 +10,7 @@
 //! - [`alert`]: alert rules: 111 diversions in core hours (issue #7)
 
 pub mod alert;
+pub mod alert_stream;
 pub mod calendar;
 pub mod call;
 pub mod engine;

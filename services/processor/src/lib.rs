@@ -1,7 +1,7 @@
 //! The streaming processor: consumes canonical events in a consumer group,
 //! keeps one engine per assigned partition (keys are practices, so a
 //! practice's state lives with its partition), and publishes window
-//! metrics, call summaries and late events.
+//! metrics, call summaries, 111-diversion alerts and late events.
 //!
 //! - **Emission**: open windows are re-emitted when changed, at most once
 //!   per `emit_interval_ms`; final windows as soon as they close.
@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use callpulse_core::alert_stream::StreamingAlerts;
 use callpulse_core::{Emitted, Engine, EngineConfig, Ingested, Lateness, RestartPoint, Timestamp};
 use callpulse_runtime::metrics::Registry;
 use callpulse_runtime::{avro, kafka, Config};
@@ -44,6 +45,8 @@ pub use checkpoint::Checkpoint;
 /// State of one assigned partition.
 struct PartitionState {
     engine: Engine,
+    /// 111-diversion alerts of the partition's practices.
+    alerts: StreamingAlerts,
     /// The offset after the last message processed.
     next_offset: i64,
     last_event: Instant,
@@ -198,10 +201,15 @@ impl Processor {
         let labels = [("partition", p.as_str())];
         if !self.partitions.contains_key(&partition) {
             let engine = self.engine_for(partition, offset)?;
+            let alerts = StreamingAlerts::new(
+                self.engine_config.core_hours.clone(),
+                self.config.processor.allowed_lateness_ms,
+            );
             self.partitions.insert(
                 partition,
                 PartitionState {
                     engine,
+                    alerts,
                     next_offset: offset,
                     last_event: Instant::now(),
                     written: None,
@@ -242,7 +250,12 @@ impl Processor {
                 return Ok(());
             }
         };
-        match state.engine.ingest_at(&event, offset as u64) {
+        let ingested = state.engine.ingest_at(&event, offset as u64);
+        if !matches!(ingested, Ingested::Late(_)) {
+            // Alerts see what the windows see: late events change neither.
+            state.alerts.observe(&event);
+        }
+        match ingested {
             Ingested::Folded => {}
             Ingested::Duplicate => self.metrics.inc(
                 "callpulse_processor_duplicates_total",
@@ -317,6 +330,7 @@ impl Processor {
         let mut deliveries = Vec::new();
         let mut windows_out = 0u64;
         let mut calls_out = 0u64;
+        let mut alerts_out = 0u64;
         for state in self.partitions.values_mut() {
             let Emitted { windows, calls } = state.engine.drain(true);
             for window in &windows {
@@ -339,6 +353,19 @@ impl Processor {
             }
             windows_out += windows.len() as u64;
             calls_out += calls.len() as u64;
+            if let Some(watermark) = state.engine.watermark() {
+                state.alerts.advance_to(watermark);
+            }
+            for alert in state.alerts.drain() {
+                let payload = serde_json::to_vec(&alert)?;
+                deliveries.push(send(
+                    &self.producer,
+                    &self.config.topics.alerts,
+                    &alert.practice,
+                    &payload,
+                )?);
+                alerts_out += 1;
+            }
         }
         await_all(deliveries).await?;
         let help = "Records published, by topic.";
@@ -353,6 +380,12 @@ impl Processor {
             help,
             &[("topic", "calls")],
             calls_out,
+        );
+        self.metrics.add(
+            "callpulse_processor_records_out_total",
+            help,
+            &[("topic", "alerts")],
+            alerts_out,
         );
         Ok(())
     }
