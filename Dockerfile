@@ -22,6 +22,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/callpulse --create-home callpulse
 COPY --from=build /out/callpulse /usr/local/bin/callpulse
+# Reference data the services read at run time (organisations, bank holidays).
+COPY data/ /usr/share/callpulse/data/
 USER callpulse
 WORKDIR /var/lib/callpulse
 ENV RUST_LOG=info

@@ -81,6 +81,7 @@ pub struct ClickHouseConfig {
 pub struct AdaptersConfig {
     pub listen: String,
     pub mapping: String,
+    pub organisations: String,
     pub pseudonym_key: String,
     pub twilio_auth_token: String,
     pub public_url: String,
@@ -96,6 +97,7 @@ impl std::fmt::Debug for AdaptersConfig {
         f.debug_struct("AdaptersConfig")
             .field("listen", &self.listen)
             .field("mapping", &self.mapping)
+            .field("organisations", &self.organisations)
             .field("pseudonym_key", &hidden(&self.pseudonym_key))
             .field("twilio_auth_token", &hidden(&self.twilio_auth_token))
             .field("public_url", &self.public_url)
