@@ -50,26 +50,6 @@ pub fn practice_codes(csv_text: &str) -> Result<Vec<String>> {
     Ok(codes)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn practice_codes_come_from_their_column() {
-        let csv = "PRACTICE_CODE,PRACTICE_NAME\nA81001,\"The Surgery, Hartlepool\"\nA81002,Two\n";
-        assert_eq!(practice_codes(csv).unwrap(), ["A81001", "A81002"]);
-        assert!(practice_codes("CODE\nA81001\n").is_err());
-    }
-
-    #[test]
-    fn the_shipped_organisations_file_lists_the_simulated_practices() {
-        let text = include_str!("../../../data/organisations.csv");
-        let codes = practice_codes(text).unwrap();
-        assert!(codes.len() > 6_000);
-        assert!(codes.iter().any(|c| c == "A81001"));
-    }
-}
-
 /// The pseudonymiser: the configured key, or in demo mode the demo key.
 /// Outside demo mode a missing, short or demo key is refused.
 pub fn pseudonymiser(config: &AdaptersConfig, demo: bool) -> Result<Pseudonymiser> {
@@ -91,4 +71,24 @@ pub fn pseudonymiser(config: &AdaptersConfig, demo: bool) -> Result<Pseudonymise
         Pseudonymiser::for_production(key)
     };
     pseudonymiser.context("the pseudonym key (adapters.pseudonym_key)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn practice_codes_come_from_their_column() {
+        let csv = "PRACTICE_CODE,PRACTICE_NAME\nA81001,\"The Surgery, Hartlepool\"\nA81002,Two\n";
+        assert_eq!(practice_codes(csv).unwrap(), ["A81001", "A81002"]);
+        assert!(practice_codes("CODE\nA81001\n").is_err());
+    }
+
+    #[test]
+    fn the_shipped_organisations_file_lists_the_simulated_practices() {
+        let text = include_str!("../../../data/organisations.csv");
+        let codes = practice_codes(text).unwrap();
+        assert!(codes.len() > 6_000);
+        assert!(codes.iter().any(|c| c == "A81001"));
+    }
 }
