@@ -182,3 +182,79 @@ pub fn assert_same_counts(actual: &[Counts], expected: &[Counts]) {
         expected.len()
     );
 }
+
+/// Every §4 value of a window as ClickHouse holds it, without what depends
+/// on when it was emitted (revision, final, version): what must equal
+/// `callpulse replay` field for field.
+pub fn values_only(mut row: callpulse_sink::WindowMetricsRow) -> callpulse_sink::WindowMetricsRow {
+    row.revision = 0;
+    row.is_final = 0;
+    row.version = 0;
+    row
+}
+
+/// `callpulse replay`'s final windows for `events`, as rows, values only.
+pub fn expected_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsRow> {
+    let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
+    for event in events {
+        engine.ingest(event);
+    }
+    let mut rows: Vec<_> = engine
+        .finish()
+        .windows
+        .iter()
+        .map(|w| values_only(callpulse_sink::WindowMetricsRow::from(w)))
+        .collect();
+    rows.sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
+    rows
+}
+
+/// Polls every row of `window_metrics FINAL` until the values equal
+/// `expected` or `timeout` passes.
+pub async fn wait_for_rows(
+    config: &Config,
+    expected: &[callpulse_sink::WindowMetricsRow],
+    timeout: Duration,
+) -> Vec<callpulse_sink::WindowMetricsRow> {
+    let client = callpulse_sink::clickhouse_client(config);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows = client
+            .query("SELECT ?fields FROM window_metrics FINAL ORDER BY window, practice, start")
+            .fetch_all::<callpulse_sink::WindowMetricsRow>()
+            .await
+            .map(|rows| rows.into_iter().map(values_only).collect::<Vec<_>>());
+        match &rows {
+            Ok(rows) if rows == expected => return rows.clone(),
+            Err(err) if Instant::now() > deadline => panic!("reading window_metrics: {err}"),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            return rows.unwrap_or_default();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Asserts the rows are equal, showing the first differences when not.
+pub fn assert_same_rows(
+    actual: &[callpulse_sink::WindowMetricsRow],
+    expected: &[callpulse_sink::WindowMetricsRow],
+) {
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|row| !actual.contains(row))
+        .take(3)
+        .collect();
+    let unexpected: Vec<_> = actual
+        .iter()
+        .filter(|row| !expected.contains(row))
+        .take(3)
+        .collect();
+    assert!(
+        missing.is_empty() && unexpected.is_empty() && actual.len() == expected.len(),
+        "ClickHouse differs from callpulse replay ({} rows vs {} expected)\nexpected but not found: {missing:#?}\nfound but not expected: {unexpected:#?}",
+        actual.len(),
+        expected.len()
+    );
+}

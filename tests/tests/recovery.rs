@@ -1,8 +1,8 @@
 //! The processor as real processes against the real broker and ClickHouse:
 //! killed with SIGKILL mid-stream, restarted, and shared by two members of
 //! one consumer group. Whatever happens, ClickHouse must end up with
-//! exactly the window contents that the engine computes from the whole
-//! input, as if nothing had happened. (That a restart reproduces the same
+//! exactly the windows of `callpulse replay` over the whole input, field
+//! for field (all §4 values), as if nothing had happened. (That a restart reproduces the same
 //! revisions, so ClickHouse keeps the right row, is a property test of the
 //! core: `resuming_from_the_restart_point_gives_the_same_final_windows`.)
 //!
@@ -16,9 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use callpulse_core::{CallEvent, Timestamp};
-use callpulse_e2e::{
-    assert_same_counts, expected_counts, read_topic, test_config, test_env, wait_for_counts,
-};
+use callpulse_e2e::{assert_same_rows, expected_rows, test_config, test_env, wait_for_rows};
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::{generate, SimulationPlan};
 
@@ -59,6 +57,19 @@ impl Processor {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the log shows `text` (e.g. the group gave partitions).
+    async fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.log().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{text}` in:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// SIGKILL: no flush, no commit, no leaving the group.
     fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -66,7 +77,12 @@ impl Processor {
     }
 
     /// SIGTERM: the graceful path; returns whether it exited cleanly.
+    /// (Only once it runs: before its handler is installed SIGTERM kills.)
     fn terminate(&mut self) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !self.log().contains("processor running") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -106,13 +122,6 @@ async fn publish(config: &Config, events: &[CallEvent]) {
         .unwrap();
 }
 
-/// Waits until the processors have emitted something and written restart points.
-async fn wait_for_progress(config: &Config) {
-    let metrics = read_topic(config, &config.topics.metrics, 1, Duration::from_secs(60));
-    assert!(!metrics.is_empty(), "the processor emitted nothing");
-    tokio::time::sleep(Duration::from_secs(2)).await; // a few checkpoint intervals (500 ms)
-}
-
 fn resumed_offsets(log: &str) -> Vec<i64> {
     log.lines()
         .filter(|line| line.contains("resuming from checkpoint"))
@@ -127,104 +136,135 @@ fn resumed_offsets(log: &str) -> Vec<i64> {
         .collect()
 }
 
+async fn start_sink(
+    config: &Config,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sink = tokio::spawn(callpulse_sink::run(config.clone(), async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    (stop, sink)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_processor_restarts_from_its_checkpoints_and_clickhouse_ends_exact() {
+async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() {
     let env = test_env("recovery");
     let config = test_config("recovery");
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
     let events = two_days_of_calls();
-    let expected = expected_counts(&events);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let sink = tokio::spawn(callpulse_sink::run(config.clone(), async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let expected = expected_rows(&events);
+    let (stop, sink) = start_sink(&config).await;
 
-    // 90% of the input (43 hours), then SIGKILL mid-stream.
-    let split = events.len() * 9 / 10;
-    publish(&config, &events[..split]).await;
-    let mut first = Processor::start(&env, "recovery-a");
-    wait_for_progress(&config).await;
-    first.kill();
-
-    publish(&config, &events[split..]).await;
-    let mut second = Processor::start(&env, "recovery-b");
-    let actual = wait_for_counts(&config, &expected, Duration::from_secs(120)).await;
-    let log = second.log();
+    // Half the input, then three SIGKILLs at pseudo-random points (the same
+    // for every run) while the rest arrives in chunks; the fourth process
+    // runs to the end.
+    let half = events.len() / 2;
+    publish(&config, &events[..half]).await;
+    let chunk = (events.len() - half).div_ceil(3);
+    let mut logs = Vec::new();
+    for (round, delay_ms) in [1_700u64, 600, 2_900].into_iter().enumerate() {
+        let mut processor = Processor::start(&env, &format!("recovery-{round}"));
+        // The group must give it the partitions first: the local broker
+        // holds a dead member's partitions until max.poll.interval passes.
+        processor
+            .wait_for_log("partitions assigned", Duration::from_secs(60))
+            .await;
+        let from = half + round * chunk;
+        publish(&config, &events[from..(from + chunk).min(events.len())]).await;
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        processor.kill();
+        logs.push(processor.log());
+    }
+    let mut last = Processor::start(&env, "recovery-last");
+    last.wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+    let actual = wait_for_rows(&config, &expected, Duration::from_secs(150)).await;
+    let log = last.log();
     if actual != expected {
-        eprintln!(
-            "--- before the kill ---\n{}\n--- after ---\n{log}",
-            first.log()
-        );
+        eprintln!("{}\n--- last ---\n{log}", logs.join("\n---\n"));
     }
     assert!(
-        second.terminate(),
+        last.terminate(),
         "SIGTERM should stop the processor cleanly:\n{log}"
     );
     stop.send(true).unwrap();
     sink.await.unwrap().unwrap();
 
-    assert_same_counts(&actual, &expected);
-    let resumed = resumed_offsets(&log);
+    assert_same_rows(&actual, &expected);
+    let resumed: Vec<i64> = logs
+        .iter()
+        .chain([&log])
+        .flat_map(|l| resumed_offsets(l))
+        .collect();
     assert!(
         resumed.iter().any(|offset| *offset > 0),
-        "the restarted processor should resume mid-partition from a checkpoint, got {resumed:?}:\n{log}"
+        "restarted processors should resume mid-partition from checkpoints, got {resumed:?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_members_share_the_partitions_and_one_leaving_changes_nothing() {
+async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
     let env = test_env("scaleout");
     let config = test_config("scaleout");
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
     let events = two_days_of_calls();
-    let expected = expected_counts(&events);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let sink = tokio::spawn(callpulse_sink::run(config.clone(), async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    let expected = expected_rows(&events);
+    let (stop, sink) = start_sink(&config).await;
 
+    // Members come and go while the input arrives; partitions move each
+    // time and are rebuilt from their checkpoints. (Members leave with
+    // SIGTERM: the local broker does not expire a member that dies without
+    // leaving, docs/broker.md; SIGKILL is the test above.)
+    let third = events.len() / 3;
     let mut first = Processor::start(&env, "scaleout-a");
+    publish(&config, &events[..third]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut second = Processor::start(&env, "scaleout-b");
-    let split = events.len() * 9 / 10;
-    publish(&config, &events[..split]).await;
-    wait_for_progress(&config).await;
-    // The first member leaves (SIGTERM: it flushes, commits and leaves the
-    // group); its partitions move to the second, which rebuilds them from
-    // their checkpoints. (A member that dies without leaving is not
-    // expired by the local broker: docs/broker.md. SIGKILL and restart are
-    // the test above.)
+    publish(&config, &events[third..2 * third]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut third_member = Processor::start(&env, "scaleout-c");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         first.terminate(),
-        "SIGTERM should stop the first member cleanly:\n{}",
+        "SIGTERM should stop a member cleanly:\n{}",
         first.log()
     );
-    let first_log = first.log();
-    publish(&config, &events[split..]).await;
-
-    let actual = wait_for_counts(&config, &expected, Duration::from_secs(120)).await;
-    let second_log = second.log();
-    if actual != expected {
-        eprintln!("--- first member ---\n{first_log}\n--- second member ---\n{second_log}");
-    }
+    publish(&config, &events[2 * third..]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         second.terminate(),
-        "SIGTERM should stop the processor cleanly:\n{second_log}"
+        "SIGTERM should stop a member cleanly:\n{}",
+        second.log()
+    );
+
+    let actual = wait_for_rows(&config, &expected, Duration::from_secs(150)).await;
+    let logs = [first.log(), second.log(), third_member.log()];
+    if actual != expected {
+        eprintln!("{}", logs.join("\n---\n"));
+    }
+    assert!(
+        third_member.terminate(),
+        "SIGTERM should stop a member cleanly:\n{}",
+        logs[2]
     );
     stop.send(true).unwrap();
     sink.await.unwrap().unwrap();
-    assert_same_counts(&actual, &expected);
-    // Both members owned partitions, and the second took over the first's.
-    for log in [&first_log, &second_log] {
+    assert_same_rows(&actual, &expected);
+    for log in &logs {
         assert!(log.contains("partitions assigned"), "{log}");
     }
     assert!(
-        second_log.contains("resuming from checkpoint"),
-        "the second member should rebuild the moved partitions from checkpoints:\n{second_log}"
+        logs[1..]
+            .iter()
+            .any(|log| log.contains("resuming from checkpoint")),
+        "members that took over partitions should rebuild them from checkpoints"
     );
 }

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 /// A `window_metrics` row: the §4 record plus the replacing version.
-#[derive(Debug, Clone, clickhouse::Row, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Serialize, serde::Deserialize)]
 pub struct WindowMetricsRow {
     pub practice: String,
     pub window: String,
