@@ -143,3 +143,140 @@ async fn a_diversion_in_core_hours_reaches_the_alerts_topic() {
     assert_eq!(latest.diverted_calls, 1);
     assert!(latest.summary.contains("A81001"), "{}", latest.summary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_twice_through_the_adapter_are_counted_once() {
+    use callpulse_adapters::http::{serve, IngestState, TwilioAuth};
+    use callpulse_adapters::publish::Publisher;
+    use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
+    use std::sync::Arc;
+
+    let config = test_config("duplicates");
+    kafka::ensure_topics(&config.kafka, &config.topics.all())
+        .await
+        .unwrap();
+    let plan = SimulationPlan {
+        practices: 2,
+        seed: 11,
+        start: Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap(),
+        duration_ms: 10 * 60_000,
+        calls_per_practice_minute: 2.0,
+        speed: None,
+    };
+    let lines: Vec<String> = generate(&plan).iter().map(|e| e.to_json()).collect();
+    let key = b"duplicate-test-key-of-at-least-32-bytes!";
+    // What the adapter makes of each line (the caller becomes a pseudonym).
+    let mapping = PracticeMapping::default();
+    let pseudonymiser = Pseudonymiser::new(key).unwrap();
+    let ctx = AdaptContext {
+        mapping: &mapping,
+        pseudonymiser: &pseudonymiser,
+        received_at: None,
+    };
+    let adapted: Vec<_> = lines
+        .iter()
+        .flat_map(|line| Vendor::Generic.adapt_record(line, &ctx).unwrap())
+        .collect();
+    let offered_once = adapted
+        .iter()
+        .filter(|e| e.kind == EventKind::Offered)
+        .count() as u64;
+    // Each repeat is either a duplicate (its window still open) or late (its
+    // window already final, so it goes to the late-events topic): which one
+    // depends on the watermark when it arrives. Either way it adds nothing.
+    let without_duplicates = |rows: Vec<callpulse_sink::WindowMetricsRow>| {
+        rows.into_iter()
+            .map(|mut row| {
+                row.dq_duplicates = 0;
+                row
+            })
+            .collect::<Vec<_>>()
+    };
+    let expected = without_duplicates(callpulse_e2e::expected_rows(&adapted));
+
+    let state = Arc::new(IngestState {
+        mapping: PracticeMapping::default(),
+        pseudonymiser: Pseudonymiser::new(key).unwrap(),
+        publisher: Publisher::new(&config).unwrap(),
+        metrics: Arc::new(callpulse_runtime::metrics::Registry::new()),
+        max_body_bytes: 1 << 20,
+        ingest_token: None,
+        twilio: TwilioAuth::Disabled,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tokio::spawn(serve(state, listener, stopped(stop_rx.clone())));
+    let processor = tokio::spawn(callpulse_processor::run(
+        config.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let sink = tokio::spawn(callpulse_sink::run(
+        config.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
+    // The same body twice, as a supplier retrying a webhook would.
+    let body = lines.join("\n");
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let response = client.post(&url).body(body.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+
+    let client = callpulse_sink::clickhouse_client(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows: Vec<callpulse_sink::WindowMetricsRow> = client
+            .query("SELECT ?fields FROM window_metrics FINAL ORDER BY window, practice, start")
+            .fetch_all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(callpulse_e2e::values_only)
+            .collect();
+        let duplicates: u64 = rows
+            .iter()
+            .filter(|r| r.window == "1m")
+            .map(|r| r.dq_duplicates)
+            .sum();
+        let late = callpulse_e2e::read_topic(
+            &config,
+            &config.topics.late_events,
+            adapted.len(),
+            Duration::from_millis(500),
+        )
+        .len();
+        let settled = duplicates + late as u64 == adapted.len() as u64;
+        if (settled && without_duplicates(rows.clone()) == expected)
+            || std::time::Instant::now() > deadline
+        {
+            break (rows, late);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let (rows, late) = rows;
+    stop_tx.send(true).unwrap();
+    processor.await.unwrap().unwrap();
+    sink.await.unwrap().unwrap();
+    callpulse_e2e::assert_same_rows(&without_duplicates(rows.clone()), &expected);
+    let offered: u64 = rows
+        .iter()
+        .filter(|r| r.window == "1m")
+        .map(|r| r.offered)
+        .sum();
+    assert_eq!(offered, offered_once, "each call is offered once");
+    let duplicates: u64 = rows
+        .iter()
+        .filter(|r| r.window == "1m")
+        .map(|r| r.dq_duplicates)
+        .sum();
+    assert_eq!(
+        duplicates + late as u64,
+        adapted.len() as u64,
+        "every repeat is a duplicate or late, none is lost or counted"
+    );
+}
