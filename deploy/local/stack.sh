@@ -6,6 +6,7 @@
 #   deploy/local/stack.sh start     install, then start what is not running; wait until ready
 #   deploy/local/stack.sh stop      stop what this script started (by PID file)
 #   deploy/local/stack.sh status    show what runs; exit 0 only if both run and answer
+#   deploy/local/stack.sh users     render ClickHouse's users.xml again (ClickHouse reloads it)
 #   deploy/local/stack.sh reset     stop, then delete the state directory
 #
 # Environment (defaults in brackets):
@@ -42,6 +43,8 @@ CH_DIR="$STATE_DIR/clickhouse"
 TANSU_DIR="$STATE_DIR/tansu"
 TANSU_PID="$STATE_DIR/tansu.pid"
 CH_PID="$STATE_DIR/clickhouse.pid"
+# Generated passwords of the local ClickHouse users (never in the repository).
+PASSWORD_DIR="$STATE_DIR/passwords"
 
 KAFKA_PORT=${CALLPULSE_KAFKA_PORT:-9092}
 CH_HTTP_PORT=${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}
@@ -245,7 +248,23 @@ render_clickhouse_config() {
         -e "s|@TCP_PORT@|$CH_TCP_PORT|g" \
         "$CH_TEMPLATE_DIR/config.xml" >"$CH_DIR/config.xml.tmp"
     mv "$CH_DIR/config.xml.tmp" "$CH_DIR/config.xml"
-    cp "$CH_TEMPLATE_DIR/users.xml" "$CH_DIR/users.xml"
+    render_clickhouse_users
+}
+
+# users.xml with the analyst's password hash. The password is generated once
+# into $PASSWORD_DIR/analyst and kept; users.d/ holds further users (e.g.
+# per-ICB ones, docs/queries.md). A running ClickHouse reloads both.
+render_clickhouse_users() {
+    mkdir -p "$CH_DIR/users.d" "$PASSWORD_DIR"
+    chmod 700 "$PASSWORD_DIR"
+    local file="$PASSWORD_DIR/analyst" hash
+    if [ ! -s "$file" ]; then
+        (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '\n' >"$file")
+    fi
+    hash=$(tr -d '\n' <"$file" | sha256sum | cut -d' ' -f1)
+    sed -e "s|@ANALYST_PASSWORD_SHA256@|$hash|g" \
+        "$CH_TEMPLATE_DIR/users.xml" >"$CH_DIR/users.xml.tmp"
+    mv "$CH_DIR/users.xml.tmp" "$CH_DIR/users.xml"
 }
 
 start_clickhouse() {
@@ -347,7 +366,7 @@ cmd_reset() {
 }
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -355,6 +374,7 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
+    users) render_clickhouse_users && log "users.xml rendered into $CH_DIR (analyst password in $PASSWORD_DIR/analyst)" ;;
     reset) cmd_reset ;;
     -h | --help | help) usage ;;
     *)

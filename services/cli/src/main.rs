@@ -105,6 +105,21 @@ enum Command {
     Processor,
     /// Write window metrics from Kafka into ClickHouse (applies the schema first).
     Sink,
+    /// Deliver alerts from Kafka to Teams, Slack, signed webhooks and email.
+    ///
+    /// Routes each alert by kind to the practice's PCN clinical directors,
+    /// its ICB primary care team, or the operators (contacts file; PCN and
+    /// ICB from the alert or alerter.organisations). Groups alerts per
+    /// recipient, rate limits, retries with backoff, records every attempt in
+    /// ClickHouse `alert_deliveries`, publishes what cannot be delivered to
+    /// alerter.undeliverable_topic, and commits offsets only then. See docs/alerts.md.
+    ///
+    /// Example: CALLPULSE__ALERTER__HMAC_SECRET=... callpulse alerter --contacts deploy/alerts/contacts.example.toml
+    Alerter {
+        /// Contacts file (TOML); default: alerter.contacts from the configuration.
+        #[arg(long, value_name = "FILE")]
+        contacts: Option<PathBuf>,
+    },
     /// Apply the versioned ClickHouse schema (schemas/clickhouse) and exit.
     Migrate,
     /// Organisations (practice -> PCN -> sub-ICB location -> ICB -> region) in ClickHouse.
@@ -113,6 +128,22 @@ enum Command {
     Orgs {
         #[command(subcommand)]
         command: OrgsCommand,
+    },
+    /// Per-ICB read-only access: a database per ICB and its ClickHouse user.
+    ///
+    /// Creates (idempotently) the database <database>_icb_<code> for each ICB,
+    /// fed live from the main tables, and writes a users.d file with one
+    /// read-only user per ICB (icb_<code>) and a generated password, printed
+    /// once on standard output. See docs/queries.md.
+    ///
+    /// Example: callpulse access --icb QHM --icb QYG --users-out .local/clickhouse/users.d/icb.xml
+    Access {
+        /// ICB codes; default: every ICB in the organisations table.
+        #[arg(long = "icb", value_name = "CODE")]
+        icbs: Vec<String>,
+        /// Where to write the users.d XML (ClickHouse reloads it live).
+        #[arg(long, value_name = "FILE")]
+        users_out: Option<PathBuf>,
     },
     /// Publish simulated calls for a few practices to Kafka.
     ///
@@ -287,6 +318,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(callpulse_sink::run(config, shutdown()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Alerter { contacts } => {
+            let mut config = load_config(cli.config.as_deref())?;
+            if let Some(contacts) = contacts {
+                config.alerter.contacts = contacts.display().to_string();
+            }
+            runtime()?.block_on(callpulse_alerter::run(config, shutdown()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(callpulse_sink::migrate::apply(&config))?;
@@ -297,6 +336,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Orgs { command } => orgs(command, cli.config.as_deref()),
+        Command::Access { icbs, users_out } => {
+            let config = load_config(cli.config.as_deref())?;
+            runtime()?.block_on(icb_access(&config, icbs, users_out.as_deref()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Simulate {
             practices,
             minutes,
@@ -489,6 +533,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// `callpulse access`: ICB databases and, if asked, their users.
+async fn icb_access(
+    config: &callpulse_runtime::Config,
+    icbs: Vec<String>,
+    users_out: Option<&Path>,
+) -> Result<()> {
+    use callpulse_sink::access;
+    use rand::distr::{Alphanumeric, SampleString};
+    callpulse_sink::migrate::apply(config).await?;
+    let icbs = if icbs.is_empty() {
+        access::icbs_present(config).await?
+    } else {
+        icbs
+    };
+    anyhow::ensure!(
+        !icbs.is_empty(),
+        "no ICBs: load the organisations first (callpulse orgs load)"
+    );
+    let mut users = Vec::new();
+    for icb in &icbs {
+        let database = access::create_icb_database(config, icb).await?;
+        eprintln!("{icb}: database {database}");
+        users.push(access::DatabaseUser {
+            name: format!("icb_{}", icb.to_ascii_lowercase()),
+            password: Alphanumeric.sample_string(&mut rand::rng(), 24),
+            database,
+        });
+    }
+    if let Some(path) = users_out {
+        std::fs::write(path, access::users_xml(&users)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        for user in &users {
+            // Shown once: only the hash is in the file.
+            println!("{}\t{}\t{}", user.name, user.password, user.database);
+        }
+        eprintln!(
+            "users written to {} (passwords above; only their hashes are stored)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn now() -> callpulse_core::Timestamp {

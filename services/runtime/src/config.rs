@@ -16,6 +16,7 @@ pub struct Config {
     pub sink: SinkConfig,
     pub clickhouse: ClickHouseConfig,
     pub adapters: AdaptersConfig,
+    pub alerter: AlerterConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +105,56 @@ impl std::fmt::Debug for AdaptersConfig {
             .field("ingest_token", &hidden(&self.ingest_token))
             .field("max_body_bytes", &self.max_body_bytes)
             .field("kafka_timeout_ms", &self.kafka_timeout_ms)
+            .finish()
+    }
+}
+
+/// `callpulse alerter` (docs/alerts.md).
+#[derive(Clone, Deserialize)]
+pub struct AlerterConfig {
+    pub group_id: String,
+    pub contacts: String,
+    pub organisations: String,
+    pub undeliverable_topic: String,
+    pub group_window_ms: u64,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_in_flight: usize,
+    pub hmac_secret: String,
+    pub smtp_server: String,
+    pub smtp_from: String,
+    pub smtp_helo: String,
+}
+
+/// The HMAC secret stays out of logs and panics.
+impl std::fmt::Debug for AlerterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.hmac_secret.is_empty() {
+            "<unset>"
+        } else {
+            "<set>"
+        };
+        f.debug_struct("AlerterConfig")
+            .field("group_id", &self.group_id)
+            .field("contacts", &self.contacts)
+            .field("organisations", &self.organisations)
+            .field("undeliverable_topic", &self.undeliverable_topic)
+            .field("group_window_ms", &self.group_window_ms)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_initial_ms", &self.backoff_initial_ms)
+            .field("backoff_max_ms", &self.backoff_max_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("hmac_secret", &secret)
+            .field("smtp_server", &self.smtp_server)
+            .field("smtp_from", &self.smtp_from)
+            .field("smtp_helo", &self.smtp_helo)
             .finish()
     }
 }

@@ -3,6 +3,7 @@
 //! ClickHouse acknowledged the insert. While ClickHouse is down the backlog
 //! stays in Kafka: the sink retries the batch it holds and reads no further.
 
+pub mod access;
 pub mod migrate;
 pub mod organisations;
 
