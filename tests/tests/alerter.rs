@@ -337,3 +337,97 @@ async fn alerts_reach_their_hooks_grouped_recorded_and_committed() {
     alerter.await.unwrap().unwrap();
     let _ = std::fs::remove_file(contacts);
 }
+
+/// The whole path of issue #7: a `divert_111_on` call event published to
+/// Kafka, the processor's alert, the alerter, the clinical director's webhook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diversion_event_reaches_the_clinical_directors_webhook() {
+    use callpulse_core::{CallEvent, EventKind};
+    let (base, seen) = receiver().await;
+    let mut config = test_config("divert_e2e");
+    let run = config.clickhouse.database.clone();
+    config.alerter.group_id = format!("alerter-{run}");
+    config.alerter.undeliverable_topic = format!("undeliverable-{run}");
+    config.alerter.hmac_secret = SECRET.into();
+    config.alerter.group_window_ms = 200;
+    config.alerter.organisations =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../data/organisations.csv").into();
+    let contacts = std::env::temp_dir().join(format!("callpulse-contacts-{run}.toml"));
+    std::fs::write(
+        &contacts,
+        format!(
+            r#"
+            operators = ["ops"]
+            [recipients.cd]
+            channel = "webhook"
+            url = "{base}/cd"
+            [recipients.ops]
+            channel = "slack"
+            url = "{base}/ops"
+            [pcn]
+            U10030 = ["cd"]
+            "#
+        ),
+    )
+    .unwrap();
+    config.alerter.contacts = contacts.display().to_string();
+    let mut topics = config.topics.all().to_vec();
+    topics.push(&config.alerter.undeliverable_topic);
+    kafka::ensure_topics(&config.kafka, &topics).await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let processor = tokio::spawn(callpulse_processor::run(
+        config.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let alerter = tokio::spawn(callpulse_alerter::run(
+        config.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    // Let both join their groups before the clock starts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Monday 23 November 2026 10:00 London: core hours. A81001 is in PCN U10030.
+    let switch_on = CallEvent {
+        event_id: "switch-1".into(),
+        call_id: None,
+        vendor: "generic".into(),
+        practice: "A81001".into(),
+        kind: EventKind::Divert111On,
+        at: Timestamp::parse_rfc3339("2026-11-23T10:00:00Z").unwrap(),
+        caller: None,
+        queue_position: None,
+    };
+    let published = Instant::now();
+    let producer = kafka::producer(&config.kafka).unwrap();
+    callpulse_simulator::publish(&producer, &config.topics.call_events, &[switch_on])
+        .await
+        .unwrap();
+    let received = arrivals(&seen, "cd", 1).await;
+    stop_tx.send(true).unwrap();
+    processor.await.unwrap().unwrap();
+    alerter.await.unwrap().unwrap();
+    assert_eq!(
+        received.len(),
+        1,
+        "the clinical director's webhook got the alert"
+    );
+    println!(
+        "divert_111_on published -> clinical director's webhook: {:?} (goal < 3 s)",
+        received[0] - published
+    );
+    let requests = seen.lock().unwrap();
+    let (_, _, headers, body) = requests.iter().find(|(path, ..)| path == "cd").unwrap();
+    let text = String::from_utf8_lossy(body);
+    assert!(
+        text.contains("div111:A81001:2026-11-23T10:00:00.000Z"),
+        "{text}"
+    );
+    let signature = headers["x-callpulse-signature"].to_str().unwrap();
+    assert!(
+        signature::verify(SECRET.as_bytes(), body, signature),
+        "signed with the shared secret"
+    );
+}
