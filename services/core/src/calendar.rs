@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::time::{london_minute_of_day_and_weekday, Timestamp};
+use crate::time::{london_midnight, london_minute_of_day_and_weekday, Timestamp};
 
 /// The calendar shipped with callpulse (`data/bank-holidays-england-and-wales.json`).
 pub const SHIPPED_BANK_HOLIDAYS: &str =
@@ -91,16 +91,83 @@ impl CoreHours {
 
     /// The instant core hours end on the London day of `ts` (18:30 local).
     pub fn core_end_on_day_of(&self, ts: Timestamp) -> Timestamp {
-        use chrono::TimeZone;
-        let end = ts
-            .london_date()
-            .and_hms_opt(18, 30, 0)
-            .expect("18:30 is a valid time");
-        let local = chrono_tz::Europe::London
-            .from_local_datetime(&end)
-            .earliest()
-            .expect("18:30 is never skipped in London");
-        Timestamp(local.timestamp_millis())
+        london_instant(ts.london_date(), CORE_END_MINUTE)
+    }
+
+    /// The London day of `ts` and its core hours as UTC instants, so that
+    /// many instants of one day can be checked without the time-zone rules.
+    pub fn core_day_of(&self, ts: Timestamp) -> CoreDay {
+        let (date, _, weekday) = london_minute_of_day_and_weekday(ts);
+        let next = date.succ_opt().expect("dates before 2100 have a successor");
+        let core = (weekday < 5 && !self.is_bank_holiday(date)).then(|| {
+            (
+                london_instant(date, CORE_START_MINUTE),
+                london_instant(date, CORE_END_MINUTE),
+            )
+        });
+        CoreDay {
+            start: london_midnight(date),
+            end: london_midnight(next),
+            core,
+        }
+    }
+}
+
+/// The UTC instant of a London local time of day. Core hours' bounds are
+/// never skipped or repeated: the clocks change at 01:00 UTC.
+fn london_instant(date: NaiveDate, minute_of_day: u32) -> Timestamp {
+    use chrono::TimeZone;
+    let local = date
+        .and_hms_opt(minute_of_day / 60, minute_of_day % 60, 0)
+        .expect("a valid time of day");
+    let instant = chrono_tz::Europe::London
+        .from_local_datetime(&local)
+        .earliest()
+        .expect("core hours' bounds are never skipped in London");
+    Timestamp(instant.timestamp_millis())
+}
+
+/// One London day, [`start`, `end`), and its core hours, if it has any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreDay {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub core: Option<(Timestamp, Timestamp)>,
+}
+
+impl CoreDay {
+    pub fn contains(&self, ts: Timestamp) -> bool {
+        self.start <= ts && ts < self.end
+    }
+
+    /// [`CoreHours::is_core`] for an instant of this day.
+    pub fn is_core(&self, ts: Timestamp) -> bool {
+        debug_assert!(self.contains(ts));
+        self.core
+            .is_some_and(|(start, end)| start <= ts && ts < end)
+    }
+}
+
+/// Remembers the last London day's core hours: the outcomes a stream
+/// brings are mostly on one day, so the time-zone rules run once a day
+/// rather than once per call derivation.
+#[derive(Debug, Clone, Default)]
+pub struct CoreDayCache {
+    last: Option<CoreDay>,
+}
+
+impl CoreDayCache {
+    /// The same answer as `hours.is_core(ts)`; `hours` must be the same
+    /// calendar on every call.
+    pub fn is_core(&mut self, hours: &CoreHours, ts: Timestamp) -> bool {
+        match self.last {
+            Some(day) if day.contains(ts) => day.is_core(ts),
+            _ => {
+                let day = hours.core_day_of(ts);
+                self.last = Some(day);
+                day.is_core(ts)
+            }
+        }
     }
 }
 
@@ -169,6 +236,30 @@ mod tests {
             "only the file's days count"
         );
         assert!(CoreHours::from_gov_json("{}").is_err());
+    }
+
+    #[test]
+    fn the_day_cache_agrees_with_the_rules() {
+        let hours = CoreHours::shipped();
+        let mut cache = CoreDayCache::default();
+        // Across both clock changes of 2026, a bank holiday and weekends,
+        // in steps that land on 08:00 and 18:30 exactly.
+        for (from, to) in [
+            ("2026-03-26T00:00:00Z", "2026-04-08T00:00:00Z"),
+            ("2026-10-22T00:00:00Z", "2026-10-29T00:00:00Z"),
+        ] {
+            let (mut ts, to) = (at(from), at(to));
+            while ts < to {
+                assert_eq!(cache.is_core(&hours, ts), hours.is_core(ts), "{ts}");
+                let before = Timestamp(ts.0 - 1);
+                assert_eq!(
+                    cache.is_core(&hours, before),
+                    hours.is_core(before),
+                    "{before}"
+                );
+                ts = Timestamp(ts.0 + 30 * 60_000);
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! their order: a late `queued` event or an earlier duplicate simply changes
 //! the derivation, and the engine applies the difference.
 
-use crate::calendar::CoreHours;
 use crate::event::{CallEvent, EventKind};
 use crate::time::Timestamp;
 
@@ -136,11 +135,13 @@ pub fn caller_digest(caller: &str) -> u64 {
 
 /// Derives a call's contributions and facts from all copies of its events.
 /// `events` must be sorted (their `Ord`), which groups copies of one event_id
-/// with the one that counts first. `out` is cleared and filled, sorted.
+/// with the one that counts first. `is_core` tells whether an instant is in
+/// GP core hours ([`crate::CoreHours::is_core`], possibly cached). `out` is
+/// cleared and filled, sorted.
 pub fn derive<'a>(
     events: &'a [StoredEvent],
     practice_level: bool,
-    core_hours: &CoreHours,
+    mut is_core: impl FnMut(Timestamp) -> bool,
     out: &mut Vec<Placed>,
 ) -> CallFacts<'a> {
     debug_assert!(
@@ -225,10 +226,9 @@ pub fn derive<'a>(
     facts.wait_start = first_queued.or(facts.offered_at);
 
     if let Some(outcome) = outcome {
-        let in_core_hours =
-            outcome.kind == EventKind::Diverted111 && core_hours.is_core(outcome.at);
         facts.outcome = Some((outcome.kind, outcome.at));
-        facts.outcome_in_core_hours = core_hours.is_core(outcome.at);
+        facts.outcome_in_core_hours = is_core(outcome.at);
+        let in_core_hours = outcome.kind == EventKind::Diverted111 && facts.outcome_in_core_hours;
         out.push((
             outcome.at,
             Contribution::Outcome {
@@ -305,7 +305,8 @@ mod tests {
     ) -> (Vec<Placed>, u64, Option<(EventKind, Timestamp)>) {
         events.sort();
         let mut out = Vec::new();
-        let facts = derive(&events, false, &CoreHours::shipped(), &mut out);
+        let hours = crate::CoreHours::shipped();
+        let facts = derive(&events, false, |at| hours.is_core(at), &mut out);
         (out.clone(), facts.conflicting_outcomes, facts.outcome)
     }
 

@@ -5,10 +5,11 @@
 //! partition), `callpulse replay` and the tests, so all three agree.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::calendar::CoreHours;
+use crate::calendar::{CoreDayCache, CoreHours};
 use crate::call::{derive, diff, Contribution, Placed, StoredEvent};
 use crate::event::{CallEvent, EventKind};
 use crate::practice::PracticeId;
@@ -134,6 +135,9 @@ fn outcome_slot(kind: EventKind) -> usize {
 
 #[derive(Debug)]
 struct CallState {
+    /// The call's key in [`PracticeState::calls`], shared (not copied) by
+    /// the [`CallRef`]s that the dirty list and the retention queue hold.
+    call_id: Arc<str>,
     vendor: u16,
     practice_level: bool,
     /// Every copy of every event, sorted.
@@ -151,13 +155,13 @@ struct CallState {
 struct PracticeState {
     code: String,
     /// Calls by call id; the rare same id from two vendors shares a slot.
-    calls: FxHashMap<Box<str>, Vec<CallState>>,
+    calls: FxHashMap<Arc<str>, Vec<CallState>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CallRef {
     practice: PracticeId,
-    call_id: Box<str>,
+    call_id: Arc<str>,
     vendor: u16,
 }
 
@@ -184,10 +188,15 @@ pub struct Engine {
     watermark: Option<Timestamp>,
     seq: u64,
     day_cache: DayCache,
+    core_days: CoreDayCache,
     stats: EngineStats,
     scratch_new: Vec<Placed>,
     scratch_removed: Vec<Placed>,
     scratch_added: Vec<Placed>,
+    /// Contributions derived for a call summary, which only needs the facts.
+    scratch_summary: Vec<Placed>,
+    /// Edges of waiting intervals, for `peak_waiting`.
+    scratch_edges: Vec<(Timestamp, i64)>,
 }
 
 /// The position of events whose input has no positions (files, tests).
@@ -224,10 +233,13 @@ impl Engine {
             watermark: None,
             seq: 0,
             day_cache: DayCache::default(),
+            core_days: CoreDayCache::default(),
             stats: EngineStats::default(),
             scratch_new: Vec::new(),
             scratch_removed: Vec::new(),
             scratch_added: Vec::new(),
+            scratch_summary: Vec::new(),
+            scratch_edges: Vec::new(),
         }
     }
 
@@ -298,17 +310,12 @@ impl Engine {
     /// True when a change at instant `at` would touch a final window: its
     /// 1-minute window closes first, so that one decides.
     fn is_final_at(&self, at: Timestamp) -> bool {
-        self.is_window_final(WindowSize::Minute.bounds(at).1)
+        is_final_at(self.config.lateness, self.watermark, at)
     }
 
     /// True when a window ending at `end` is final under the current watermark.
     fn is_window_final(&self, end: Timestamp) -> bool {
-        match (self.config.lateness, self.watermark) {
-            (Lateness::Bounded { allowed_ms }, Some(wm)) => {
-                end.0.saturating_add(allowed_ms) <= wm.0
-            }
-            _ => false,
-        }
+        is_window_final(self.config.lateness, self.watermark, end)
     }
 
     /// Folds one validated event in. The event's own time advances the watermark.
@@ -344,14 +351,26 @@ impl Engine {
                 code: event.practice.clone(),
                 ..Default::default()
             });
+        let mut new_key = None;
         let slot = match state.calls.get_mut(call_id) {
             Some(slot) => slot,
-            None => state.calls.entry(call_id.into()).or_default(),
+            None => {
+                let key: Arc<str> = Arc::from(call_id);
+                new_key = Some(Arc::clone(&key));
+                state.calls.entry(key).or_default()
+            }
         };
         let index = match slot.iter().position(|call| call.vendor == vendor) {
             Some(index) => index,
             None => {
+                // One copy of the id per slot, shared by its calls and refs.
+                let shared_id = match (new_key, slot.first()) {
+                    (Some(key), _) => key,
+                    (None, Some(other_vendor)) => Arc::clone(&other_vendor.call_id),
+                    (None, None) => unreachable!("empty slots are removed"),
+                };
                 slot.push(CallState {
+                    call_id: shared_id,
                     vendor,
                     practice_level,
                     events: Vec::new(),
@@ -379,10 +398,11 @@ impl Engine {
             .any(|held| held.event_id == stored.event_id);
         let position = call.events.binary_search(&stored).unwrap_or_else(|p| p);
         call.events.insert(position, stored);
+        let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
         derive(
             &call.events,
             call.practice_level,
-            &self.config.core_hours,
+            |at| core_days.is_core(core_hours, at),
             &mut self.scratch_new,
         );
         diff(
@@ -397,6 +417,7 @@ impl Engine {
         // Waiting intervals are the exception: a wait that outlasts the
         // lateness reaches back into closed windows, which counted the call
         // as waiting while it was open; only open windows take the change.
+        let (lateness, watermark) = (self.config.lateness, self.watermark);
         let touches_final = self
             .scratch_removed
             .iter()
@@ -407,30 +428,15 @@ impl Engine {
                     Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom
                 )
             })
-            .any(|(at, _)| self.is_final_at(*at));
+            .any(|(at, _)| is_final_at(lateness, watermark, *at));
         if touches_final {
-            let call = &mut self
-                .practices
-                .get_mut(&practice)
-                .expect("just inserted")
-                .calls
-                .get_mut(call_id)
-                .expect("just inserted")[index];
             call.events.remove(position);
-            let empty = call.events.is_empty();
-            if empty {
+            if call.events.is_empty() {
                 self.remove_call(practice, call_id, vendor);
             }
             return self.late(event, "it would change a window that is already final");
         }
 
-        let call = &mut self
-            .practices
-            .get_mut(&practice)
-            .expect("just inserted")
-            .calls
-            .get_mut(call_id)
-            .expect("just inserted")[index];
         std::mem::swap(&mut call.applied, &mut self.scratch_new);
         let previous_hour = call.latest_at.0.div_euclid(HOUR_MS);
         let is_new_call = call.revision == 0;
@@ -441,7 +447,7 @@ impl Engine {
             call.dirty = true;
             self.dirty_calls.push(CallRef {
                 practice,
-                call_id: call_id.into(),
+                call_id: Arc::clone(&call.call_id),
                 vendor,
             });
         }
@@ -451,7 +457,7 @@ impl Engine {
                 .or_default()
                 .push(CallRef {
                     practice,
-                    call_id: call_id.into(),
+                    call_id: Arc::clone(&call.call_id),
                     vendor,
                 });
         }
@@ -459,11 +465,13 @@ impl Engine {
         self.seq += 1;
         let removed = std::mem::take(&mut self.scratch_removed);
         let added = std::mem::take(&mut self.scratch_added);
-        for placed in &removed {
-            self.apply(practice, *placed, -1);
+        // Both lists are sorted, so contributions at one instant are
+        // adjacent: they share their windows, found once per instant.
+        for at_one_instant in removed.chunk_by(|a, b| a.0 == b.0) {
+            self.apply(practice, at_one_instant, -1);
         }
-        for placed in &added {
-            self.apply(practice, *placed, 1);
+        for at_one_instant in added.chunk_by(|a, b| a.0 == b.0) {
+            self.apply(practice, at_one_instant, 1);
         }
         self.scratch_removed = removed;
         self.scratch_added = added;
@@ -522,41 +530,69 @@ impl Engine {
         Some(call)
     }
 
-    /// Adds (`sign` = 1) or retracts (-1) one contribution in every window it belongs to.
-    fn apply(&mut self, practice: PracticeId, (at, contribution): Placed, sign: i64) {
-        if contribution == Contribution::OpenWaitFrom {
-            let open = self.open_waits.entry(practice).or_default();
-            if sign > 0 {
-                open.push(at);
-            } else {
-                remove_one(open, &at);
-            }
+    /// Adds (`sign` = 1) or retracts (-1) contributions placed at one
+    /// instant in every window they belong to.
+    fn apply(&mut self, practice: PracticeId, at_one_instant: &[Placed], sign: i64) {
+        let Some(&(at, _)) = at_one_instant.first() else {
             return;
+        };
+        debug_assert!(at_one_instant.iter().all(|(other, _)| *other == at));
+        let is_point = |contribution: &Contribution| {
+            !matches!(
+                contribution,
+                Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom
+            )
+        };
+        // Point contributions sort before waits, and are applied first, so
+        // windows become dirty (and drain) in the same order as one by one.
+        if at_one_instant.iter().any(|(_, c)| is_point(c)) {
+            for size in WindowSize::ALL {
+                let start = self.day_cache.bounds(size, at).0;
+                let acc = self.window_mut(practice, size, start, sign);
+                for (_, contribution) in at_one_instant.iter().filter(|(_, c)| is_point(c)) {
+                    apply_point(acc, *contribution, sign);
+                }
+            }
         }
-        for size in WindowSize::ALL {
+        for &(_, contribution) in at_one_instant {
             match contribution {
-                Contribution::WaitingUntil(until) => {
-                    let mut start = self.day_cache.bounds(size, at).0;
-                    while start < until {
-                        let end = size.end_of(start);
-                        if self.is_window_final(end) {
-                            start = end;
-                            continue;
-                        }
-                        let acc = self.window_mut(practice, size, start, sign);
-                        if sign > 0 {
-                            acc.waiting.push((at, until));
-                        } else {
-                            remove_one(&mut acc.waiting, &(at, until));
-                        }
-                        start = end;
+                Contribution::OpenWaitFrom => {
+                    let open = self.open_waits.entry(practice).or_default();
+                    if sign > 0 {
+                        open.push(at);
+                    } else {
+                        remove_one(open, &at);
                     }
                 }
-                _ => {
-                    let start = self.day_cache.bounds(size, at).0;
-                    let acc = self.window_mut(practice, size, start, sign);
-                    apply_point(acc, contribution, sign);
+                Contribution::WaitingUntil(until) => self.apply_waiting(practice, at, until, sign),
+                _ => {}
+            }
+        }
+    }
+
+    /// A waiting interval goes into every open window it overlaps.
+    fn apply_waiting(
+        &mut self,
+        practice: PracticeId,
+        from: Timestamp,
+        until: Timestamp,
+        sign: i64,
+    ) {
+        for size in WindowSize::ALL {
+            let mut start = self.day_cache.bounds(size, from).0;
+            while start < until {
+                let end = size.end_of(start);
+                if self.is_window_final(end) {
+                    start = end;
+                    continue;
                 }
+                let acc = self.window_mut(practice, size, start, sign);
+                if sign > 0 {
+                    acc.waiting.push((from, until));
+                } else {
+                    remove_one(&mut acc.waiting, &(from, until));
+                }
+                start = end;
             }
         }
     }
@@ -611,7 +647,9 @@ impl Engine {
                     if acc.dirty {
                         acc.dirty = false;
                         if acc.events > 0 {
-                            let record = self.record(key, false);
+                            let mut edges = std::mem::take(&mut self.scratch_edges);
+                            let record = self.record(key, &self.windows[&key], false, &mut edges);
+                            self.scratch_edges = edges;
                             emitted.windows.push(record);
                         }
                     }
@@ -648,10 +686,13 @@ impl Engine {
                 break;
             }
             self.closing.pop_first();
-            if self.windows.get(&key).is_some_and(|acc| acc.events > 0) {
-                closed.push(self.record(key, true));
+            if let Some(acc) = self.windows.remove(&key) {
+                if acc.events > 0 {
+                    let mut edges = std::mem::take(&mut self.scratch_edges);
+                    closed.push(self.record(key, &acc, true, &mut edges));
+                    self.scratch_edges = edges;
+                }
             }
-            self.windows.remove(&key);
         }
     }
 
@@ -709,8 +750,13 @@ impl Engine {
         if state.practice_level {
             return None;
         }
-        let mut scratch = Vec::new();
-        let facts = derive(&state.events, false, &self.config.core_hours, &mut scratch);
+        let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
+        let facts = derive(
+            &state.events,
+            false,
+            |at| core_days.is_core(core_hours, at),
+            &mut self.scratch_summary,
+        );
         Some(CallSummary {
             practice: practice_code,
             vendor,
@@ -736,8 +782,14 @@ impl Engine {
         })
     }
 
-    fn record(&self, key: WindowKey, is_final: bool) -> WindowMetrics {
-        let acc = &self.windows[&key];
+    /// The record of a window; `edges` is scratch space for `peak_waiting`.
+    fn record(
+        &self,
+        key: WindowKey,
+        acc: &WindowAcc,
+        is_final: bool,
+        edges: &mut Vec<(Timestamp, i64)>,
+    ) -> WindowMetrics {
         let practice = self
             .practices
             .get(&key.practice)
@@ -768,7 +820,12 @@ impl Engine {
             diverted_111_core: count(acc.diverted_111_core),
             callbacks_made: count(acc.callbacks_made),
             unique_callers: acc.callers.len() as u64,
-            peak_waiting: peak_waiting(&self.waiting_in(key.practice, acc), key.start, acc.end),
+            peak_waiting: peak_waiting(
+                self.waiting_in(key.practice, acc),
+                key.start,
+                acc.end,
+                edges,
+            ),
             wait_count,
             wait_ms_sum,
             wait_ms_max,
@@ -789,15 +846,31 @@ impl Engine {
     }
 
     /// The window's closed waits plus the practice's calls still waiting.
-    fn waiting_in(&self, practice: PracticeId, acc: &WindowAcc) -> Vec<(Timestamp, Timestamp)> {
+    fn waiting_in<'a>(
+        &'a self,
+        practice: PracticeId,
+        acc: &'a WindowAcc,
+    ) -> impl Iterator<Item = (Timestamp, Timestamp)> + 'a {
         let open = self
             .open_waits
             .get(&practice)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let mut intervals = acc.waiting.clone();
-        intervals.extend(open.iter().map(|&from| (from, Timestamp(i64::MAX))));
-        intervals
+        let still_waiting = open.iter().map(|&from| (from, Timestamp(i64::MAX)));
+        acc.waiting.iter().copied().chain(still_waiting)
+    }
+}
+
+/// [`Engine::is_final_at`] on copies of the engine's settings, for use
+/// while part of the engine is borrowed.
+fn is_final_at(lateness: Lateness, watermark: Option<Timestamp>, at: Timestamp) -> bool {
+    is_window_final(lateness, watermark, WindowSize::Minute.bounds(at).1)
+}
+
+fn is_window_final(lateness: Lateness, watermark: Option<Timestamp>, end: Timestamp) -> bool {
+    match (lateness, watermark) {
+        (Lateness::Bounded { allowed_ms }, Some(wm)) => end.0.saturating_add(allowed_ms) <= wm.0,
+        _ => false,
     }
 }
 
@@ -879,9 +952,14 @@ fn summarise(values: &[u64]) -> (u64, u64, u64, Histogram) {
 }
 
 /// The largest number of calls waiting at one instant of [start, end).
-fn peak_waiting(intervals: &[(Timestamp, Timestamp)], start: Timestamp, end: Timestamp) -> u64 {
-    let mut edges: Vec<(Timestamp, i64)> = Vec::with_capacity(intervals.len() * 2);
-    for &(from, until) in intervals {
+fn peak_waiting(
+    intervals: impl IntoIterator<Item = (Timestamp, Timestamp)>,
+    start: Timestamp,
+    end: Timestamp,
+    edges: &mut Vec<(Timestamp, i64)>,
+) -> u64 {
+    edges.clear();
+    for (from, until) in intervals {
         let (from, until) = (from.max(start), until.min(end));
         if from < until {
             edges.push((from, 1));
@@ -891,7 +969,7 @@ fn peak_waiting(intervals: &[(Timestamp, Timestamp)], start: Timestamp, end: Tim
     // At one instant ends (-1) sort before starts (+1): the end is exclusive.
     edges.sort_unstable();
     let (mut current, mut peak) = (0i64, 0i64);
-    for (_, step) in edges {
+    for &(_, step) in edges.iter() {
         current += step;
         peak = peak.max(current);
     }
@@ -906,9 +984,10 @@ mod tests {
     fn peak_counts_overlaps_and_treats_ends_as_exclusive() {
         let t = |s: i64| Timestamp(s * 1000);
         let intervals = [(t(0), t(10)), (t(5), t(15)), (t(10), t(20))];
-        assert_eq!(peak_waiting(&intervals, t(0), t(60)), 2);
-        assert_eq!(peak_waiting(&intervals, t(11), t(60)), 2);
-        assert_eq!(peak_waiting(&intervals, t(16), t(60)), 1);
-        assert_eq!(peak_waiting(&intervals, t(20), t(60)), 0);
+        let mut edges = Vec::new();
+        assert_eq!(peak_waiting(intervals, t(0), t(60), &mut edges), 2);
+        assert_eq!(peak_waiting(intervals, t(11), t(60), &mut edges), 2);
+        assert_eq!(peak_waiting(intervals, t(16), t(60), &mut edges), 1);
+        assert_eq!(peak_waiting(intervals, t(20), t(60), &mut edges), 0);
     }
 }

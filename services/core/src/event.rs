@@ -157,29 +157,36 @@ impl CallEvent {
         text: &str,
         pseudonymise: impl FnOnce(&str) -> Option<String>,
     ) -> Result<CallEvent, EventError> {
-        let raw: RawCallEvent<'_> =
-            serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
-        let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
-            EventError::invalid(
-                "kind",
-                format!(
-                    "`{}` is not a canonical kind (offered, queued, answered, ...)",
-                    raw.kind.chars().take(40).collect::<String>()
-                ),
-            )
-        })?;
+        let (raw, kind, at) = RawCallEvent::parse(text)?;
         let event = CallEvent {
             event_id: raw.event_id.into_owned(),
             call_id: raw.call_id.map(Cow::into_owned),
             vendor: raw.vendor.into_owned(),
             practice: raw.practice.into_owned(),
             kind,
-            at: Timestamp::parse_rfc3339(&raw.at)?,
+            at,
             caller: raw.caller.as_deref().and_then(pseudonymise),
             queue_position: raw.queue_position,
         };
         event.validate()?;
         Ok(event)
+    }
+
+    /// As [`CallEvent::from_json`], but into `self`, reusing the buffers of
+    /// its strings: replay reads millions of lines and need not allocate
+    /// for each. Same checks, same errors; after an error `self` holds
+    /// some mix of the old and the new event and must not be used.
+    pub fn read_json(&mut self, text: &str) -> Result<(), EventError> {
+        let (raw, kind, at) = RawCallEvent::parse(text)?;
+        replace_string(&mut self.event_id, &raw.event_id);
+        replace_optional(&mut self.call_id, raw.call_id.as_deref());
+        replace_string(&mut self.vendor, &raw.vendor);
+        replace_string(&mut self.practice, &raw.practice);
+        self.kind = kind;
+        self.at = at;
+        replace_optional(&mut self.caller, raw.caller.as_deref());
+        self.queue_position = raw.queue_position;
+        self.validate()
     }
 
     pub fn to_json(&self) -> String {
@@ -264,6 +271,37 @@ struct RawCallEvent<'a> {
     caller: Option<Cow<'a, str>>,
     #[serde(default)]
     queue_position: Option<u32>,
+}
+
+impl<'a> RawCallEvent<'a> {
+    /// The JSON object, its kind and its time, in that order of checks.
+    fn parse(text: &'a str) -> Result<(RawCallEvent<'a>, EventKind, Timestamp), EventError> {
+        let raw: RawCallEvent<'_> =
+            serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
+        let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
+            EventError::invalid(
+                "kind",
+                format!(
+                    "`{}` is not a canonical kind (offered, queued, answered, ...)",
+                    raw.kind.chars().take(40).collect::<String>()
+                ),
+            )
+        })?;
+        let at = Timestamp::parse_rfc3339(&raw.at)?;
+        Ok((raw, kind, at))
+    }
+}
+
+fn replace_string(target: &mut String, text: &str) {
+    target.clear();
+    target.push_str(text);
+}
+
+fn replace_optional(target: &mut Option<String>, text: Option<&str>) {
+    match (target.as_mut(), text) {
+        (Some(held), Some(text)) => replace_string(held, text),
+        (_, text) => *target = text.map(str::to_string),
+    }
 }
 
 fn check_id(field: &'static str, value: &str) -> Result<(), EventError> {
@@ -359,6 +397,24 @@ mod tests {
         );
         let switch = r#"{"event_id":"e1","vendor":"generic","practice":"A81001","kind":"divert_111_on","at":"2026-11-23T08:00:00Z"}"#;
         assert!(CallEvent::from_json(switch).is_ok());
+    }
+
+    #[test]
+    fn reading_into_an_event_agrees_with_parsing_one() {
+        let mut reused = valid();
+        for text in [
+            r#"{"event_id":"e2","vendor":"twilio","practice":"B82002","kind":"divert_111_on","at":"2026-11-23T09:00:00+01:00"}"#,
+            r#"{"event_id":"e3","call_id":"c9","vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","caller":"p:1"}"#,
+            r#"{"event_id":"e4","call_id":"c9","vendor":"generic","practice":"A81001","kind":"hung_up","at":"2026-11-23T08:00:00Z"}"#,
+            r#"{"event_id":"e5","call_id":"c9","vendor":"generic","practice":"A81001","kind":"answered","at":"2026-11-23T08:00:00Z","queue_position":2}"#,
+            "not json",
+        ] {
+            match (CallEvent::from_json(text), reused.read_json(text)) {
+                (Ok(parsed), Ok(())) => assert_eq!(parsed, reused),
+                (Err(expected), Err(actual)) => assert_eq!(expected, actual),
+                (expected, actual) => panic!("{text}: {expected:?} but {actual:?}"),
+            }
+        }
     }
 
     #[test]

@@ -37,9 +37,30 @@ pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<Repl
     let mut alerts = AlertTracker::new(config.core_hours.clone());
     let mut engine = Engine::new(config);
     let mut output = ReplayOutput::default();
-    for (index, line) in input.split(b'\n').enumerate() {
-        let line = line?;
-        let number = index as u64 + 1;
+    // One line buffer and one event, reused for every line: no allocation
+    // per line once their buffers have grown.
+    let mut input = input;
+    let mut line = Vec::new();
+    let mut event = CallEvent {
+        event_id: String::new(),
+        call_id: None,
+        vendor: String::new(),
+        practice: String::new(),
+        kind: crate::event::EventKind::Offered,
+        at: crate::time::Timestamp::default(),
+        caller: None,
+        queue_position: None,
+    };
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        number += 1;
         let text = match std::str::from_utf8(&line) {
             Ok(text) => text.trim(),
             Err(_) => {
@@ -53,8 +74,8 @@ pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<Repl
         if text.is_empty() {
             continue;
         }
-        match CallEvent::from_json(text) {
-            Ok(event) => {
+        match event.read_json(text) {
+            Ok(()) => {
                 output.events += 1;
                 match engine.ingest(&event) {
                     Ingested::Folded => alerts.observe(&event),
@@ -75,8 +96,14 @@ pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<Repl
     output.windows = emitted.windows;
     output.calls = emitted.calls;
     output.alerts = alerts.alerts();
-    output.windows.sort_by_key(WindowMetrics::key);
-    output.calls.sort_by(|a, b| {
+    // Borrowed keys: `WindowMetrics::key` clones the practice code on every
+    // comparison. Keys are unique (one window per practice, size and start;
+    // one call per practice, vendor and call id), so an unstable sort gives
+    // the same order as a stable one.
+    output.windows.sort_unstable_by(|a, b| {
+        (&a.practice, a.window, a.start).cmp(&(&b.practice, b.window, b.start))
+    });
+    output.calls.sort_unstable_by(|a, b| {
         (&a.practice, &a.vendor, &a.call_id).cmp(&(&b.practice, &b.vendor, &b.call_id))
     });
     Ok(output)
