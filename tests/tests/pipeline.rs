@@ -66,11 +66,50 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
         .unwrap();
 
     let actual = wait_for_counts(&config, &expected, Duration::from_secs(60)).await;
+
+    // The calls table: one row per call with the replay's outcome and wait.
+    let mut engine = callpulse_core::Engine::new(callpulse_core::EngineConfig::replay(
+        callpulse_core::CoreHours::shipped(),
+    ));
+    for event in &events {
+        engine.ingest(event);
+    }
+    let mut expected_calls: Vec<(String, String, Option<u64>)> = engine
+        .finish()
+        .calls
+        .iter()
+        .map(|c| {
+            let outcome = c
+                .outcome
+                .map(|k| k.as_str().to_string())
+                .unwrap_or_default();
+            (c.call_id.clone(), outcome, c.wait_ms)
+        })
+        .collect();
+    expected_calls.sort();
+    let client = callpulse_sink::clickhouse_client(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let calls = loop {
+        let rows: Vec<(String, String, Option<u64>)> = client
+            .query("SELECT call_id, outcome, wait_ms FROM calls FINAL ORDER BY call_id")
+            .fetch_all()
+            .await
+            .unwrap_or_default();
+        if rows == expected_calls || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     stop_tx.send(true).unwrap();
     processor.await.unwrap().unwrap();
     sink.await.unwrap().unwrap();
 
     assert_same_counts(&actual, &expected);
+    assert_eq!(calls.len(), expected_calls.len(), "one row per call");
+    assert_eq!(
+        calls, expected_calls,
+        "each call's outcome and wait as replay has them"
+    );
     // And the plain count, independent of the engine: 1-minute windows add up to the events.
     let mut offered_in_clickhouse: BTreeMap<String, u64> = BTreeMap::new();
     for row in actual
@@ -117,6 +156,12 @@ async fn a_diversion_in_core_hours_reaches_the_alerts_topic() {
             "2026-11-23T09:01:05Z",
         ),
     ];
+    let sink = tokio::spawn(callpulse_sink::run(config.clone(), {
+        let mut rx = stop_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }));
     let published = std::time::Instant::now();
     let producer = kafka::producer(&config.kafka).unwrap();
     callpulse_simulator::publish(&producer, &config.topics.call_events, &events)
@@ -124,7 +169,9 @@ async fn a_diversion_in_core_hours_reaches_the_alerts_topic() {
         .unwrap();
     let mut alerts: Vec<Alert> = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline && !alerts.iter().any(|a| a.diverted_calls == 1) {
+    while std::time::Instant::now() < deadline
+        && !alerts.iter().any(|a| a.diverted_calls == Some(1))
+    {
         alerts =
             callpulse_e2e::read_topic(&config, &config.topics.alerts, 2, Duration::from_secs(2))
                 .into_iter()
@@ -135,12 +182,35 @@ async fn a_diversion_in_core_hours_reaches_the_alerts_topic() {
         "alert on the topic {:?} after publication",
         published.elapsed()
     );
+    // The sink keeps every state in the alerts table; alert_status joins deliveries.
+    let client = callpulse_sink::clickhouse_client(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        let rows: Vec<(String, String, u64)> = client
+            .query("SELECT id, state, diverted_calls FROM alert_status ORDER BY revision")
+            .fetch_all()
+            .await
+            .unwrap_or_default();
+        if rows.iter().any(|(_, _, calls)| *calls == 1) || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     stop_tx.send(true).unwrap();
     processor.await.unwrap().unwrap();
+    sink.await.unwrap().unwrap();
+    assert!(
+        stored.iter().any(
+            |(id, state, calls)| id == "div111:A81001:2026-11-23T09:00:00.000Z"
+                && state == "firing"
+                && *calls == 1
+        ),
+        "{stored:?}"
+    );
     let latest = alerts.last().expect("an alert on the alerts topic");
     assert_eq!(latest.id, "div111:A81001:2026-11-23T09:00:00.000Z");
     assert_eq!(latest.state, AlertState::Firing);
-    assert_eq!(latest.diverted_calls, 1);
+    assert_eq!(latest.diverted_calls, Some(1));
     assert!(latest.summary.contains("A81001"), "{}", latest.summary);
 }
 

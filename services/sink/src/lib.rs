@@ -6,6 +6,9 @@
 pub mod access;
 pub mod migrate;
 pub mod organisations;
+pub mod tables;
+
+pub use tables::{AlertRow, CallRow};
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -116,29 +119,57 @@ pub fn clickhouse_client(config: &Config) -> clickhouse::Client {
     clickhouse_server(config).with_database(&config.clickhouse.database)
 }
 
+/// What one flush holds: rows for each table and the offsets they cover.
+#[derive(Default)]
+struct Batch {
+    windows: Vec<WindowMetricsRow>,
+    calls: Vec<CallRow>,
+    alerts: Vec<AlertRow>,
+    /// (topic, partition) → next offset.
+    offsets: Vec<(String, i32, i64)>,
+}
+
+impl Batch {
+    fn rows(&self) -> usize {
+        self.windows.len() + self.calls.len() + self.alerts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+}
+
+/// `callpulse sink`: window metrics, call summaries and alerts from Kafka
+/// into their tables, in batches; offsets are committed only after
+/// ClickHouse acknowledged every insert of the batch.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     migrate::apply(&config).await?;
     kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
     let client = clickhouse_client(&config);
     let consumer = kafka::consumer(&config.kafka, &config.sink.group_id)?;
+    let topics = [
+        config.topics.metrics.as_str(),
+        config.topics.calls.as_str(),
+        config.topics.alerts.as_str(),
+    ];
     consumer
-        .subscribe(&[&config.topics.metrics])
-        .context("subscribing to window metrics")?;
+        .subscribe(&topics)
+        .context("subscribing to metrics, calls and alerts")?;
     let max_age = Duration::from_millis(config.sink.batch_max_age_ms);
-    let mut batch: Vec<WindowMetricsRow> = Vec::new();
-    let mut offsets: Vec<(i32, i64)> = Vec::new();
+    let mut batch = Batch::default();
     let mut batch_started = Instant::now();
     tokio::pin!(shutdown);
-    info!(topic = %config.topics.metrics, table = "window_metrics", "sink running");
+    info!(
+        ?topics,
+        tables = "window_metrics, calls, alerts",
+        "sink running"
+    );
 
     loop {
         let flush_due = !batch.is_empty()
-            && (batch.len() >= config.sink.batch_rows || batch_started.elapsed() >= max_age);
+            && (batch.rows() >= config.sink.batch_rows || batch_started.elapsed() >= max_age);
         if flush_due {
-            insert_until_acknowledged(&client, &batch).await;
-            commit(&consumer, &config.topics.metrics, &offsets)?;
-            batch.clear();
-            offsets.clear();
+            flush(&client, &consumer, &mut batch).await?;
         }
         tokio::select! {
             _ = &mut shutdown => break,
@@ -146,41 +177,94 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             message = consumer.recv() => {
                 let message = match message {
                     Ok(message) => message,
-                    Err(err) => { warn!(%err, "consuming window metrics"); continue; }
+                    Err(err) => { warn!(%err, "consuming"); continue; }
                 };
                 if batch.is_empty() { batch_started = Instant::now(); }
-                record_offset(&mut offsets, message.partition(), message.offset() + 1);
+                let topic = message.topic();
+                record_offset(&mut batch.offsets, topic, message.partition(), message.offset() + 1);
                 let Some(payload) = message.payload() else { continue };
-                match callpulse_runtime::avro::decode_window_metrics(payload) {
-                    Ok(window) => batch.push(WindowMetricsRow::from(&window)),
-                    Err(err) => warn!(%err, partition = message.partition(), offset = message.offset(), "skipping a record that is not window metrics"),
+                let skipped = |what: &str, err: &dyn std::fmt::Display| {
+                    warn!(%err, topic, partition = message.partition(), offset = message.offset(), "skipping a record that is not {what}");
+                };
+                if topic == config.topics.metrics {
+                    match callpulse_runtime::avro::decode_window_metrics(payload) {
+                        Ok(window) => batch.windows.push(WindowMetricsRow::from(&window)),
+                        Err(err) => skipped("window metrics", &err),
+                    }
+                } else if topic == config.topics.calls {
+                    match serde_json::from_slice::<callpulse_core::CallSummary>(payload) {
+                        Ok(call) => batch.calls.push(CallRow::from(&call)),
+                        Err(err) => skipped("a call summary", &err),
+                    }
+                } else {
+                    match serde_json::from_slice::<serde_json::Value>(payload).ok().as_ref().and_then(AlertRow::from_json) {
+                        Some(alert) => batch.alerts.push(alert),
+                        None => skipped("an alert", &"no alert id"),
+                    }
                 }
             }
         }
     }
     if !batch.is_empty() {
-        insert_until_acknowledged(&client, &batch).await;
-        commit(&consumer, &config.topics.metrics, &offsets)?;
+        flush(&client, &consumer, &mut batch).await?;
     }
     info!("sink stopped");
     Ok(())
 }
 
-fn record_offset(offsets: &mut Vec<(i32, i64)>, partition: i32, next: i64) {
-    match offsets.iter_mut().find(|(p, _)| *p == partition) {
-        Some(entry) => entry.1 = entry.1.max(next),
-        None => offsets.push((partition, next)),
+/// Inserts every table's rows (retrying until acknowledged), then commits.
+async fn flush(
+    client: &clickhouse::Client,
+    consumer: &impl Consumer,
+    batch: &mut Batch,
+) -> Result<()> {
+    if !batch.windows.is_empty() {
+        insert_until_acknowledged(client, "window_metrics", &batch.windows).await;
+    }
+    if !batch.calls.is_empty() {
+        insert_until_acknowledged(client, "calls", &batch.calls).await;
+    }
+    if !batch.alerts.is_empty() {
+        insert_until_acknowledged(client, "alerts", &batch.alerts).await;
+    }
+    let mut topics: Vec<&str> = batch.offsets.iter().map(|(t, _, _)| t.as_str()).collect();
+    topics.sort_unstable();
+    topics.dedup();
+    for topic in topics {
+        let offsets = batch
+            .offsets
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, p, o)| (*p, *o));
+        kafka::commit_offsets(consumer, topic, offsets, CommitMode::Sync)?;
+    }
+    *batch = Batch::default();
+    Ok(())
+}
+
+fn record_offset(offsets: &mut Vec<(String, i32, i64)>, topic: &str, partition: i32, next: i64) {
+    match offsets
+        .iter_mut()
+        .find(|(t, p, _)| t == topic && *p == partition)
+    {
+        Some(entry) => entry.2 = entry.2.max(next),
+        None => offsets.push((topic.to_string(), partition, next)),
     }
 }
 
 /// Inserts one batch, retrying with backoff until ClickHouse acknowledges it.
-async fn insert_until_acknowledged(client: &clickhouse::Client, batch: &[WindowMetricsRow]) {
+/// The backlog stays in Kafka meanwhile: nothing more is read.
+async fn insert_until_acknowledged<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match insert(client, batch).await {
+        match insert_rows(client, table, rows).await {
             Ok(()) => return,
             Err(err) => {
-                warn!(error = %format!("{err:#}"), rows = batch.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed");
+                warn!(error = %format!("{err:#}"), table, rows = rows.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -188,15 +272,23 @@ async fn insert_until_acknowledged(client: &clickhouse::Client, batch: &[WindowM
     }
 }
 
-pub async fn insert(client: &clickhouse::Client, rows: &[WindowMetricsRow]) -> Result<()> {
-    let mut insert = client.insert::<WindowMetricsRow>("window_metrics").await?;
+/// Inserts rows into `table` in one request.
+pub async fn insert_rows<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<()> {
+    let mut insert = client.insert::<T>(table).await?;
     for row in rows {
         insert.write(row).await?;
     }
-    insert.end().await.context("inserting window metrics")?;
+    insert
+        .end()
+        .await
+        .with_context(|| format!("inserting into {table}"))?;
     Ok(())
 }
 
-fn commit(consumer: &impl Consumer, topic: &str, offsets: &[(i32, i64)]) -> Result<()> {
-    kafka::commit_offsets(consumer, topic, offsets.iter().copied(), CommitMode::Sync)
+pub async fn insert(client: &clickhouse::Client, rows: &[WindowMetricsRow]) -> Result<()> {
+    insert_rows(client, "window_metrics", rows).await
 }

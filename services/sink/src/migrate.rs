@@ -22,6 +22,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "004_alert_deliveries.sql",
         include_str!("../../../schemas/clickhouse/004_alert_deliveries.sql"),
     ),
+    (
+        "005_calls_alerts.sql",
+        include_str!("../../../schemas/clickhouse/005_calls_alerts.sql"),
+    ),
 ];
 
 pub async fn apply(config: &Config) -> Result<()> {
