@@ -157,9 +157,18 @@ mod tests {
             icb: None,
             started_at: Timestamp(1_795_420_800_000),
             updated_at: Timestamp(1_795_420_800_000),
-            opened_by: Opening::DivertOn,
+            opened_by: Some(Opening::DivertOn),
             switched_on_at: Some(Timestamp(1_795_420_800_000)),
-            diverted_calls: 0,
+            diverted_calls: Some(0),
+            value: None,
+            fire_level: None,
+            resolve_level: None,
+            worst_value: None,
+            offered: None,
+            abandoned: None,
+            answered: None,
+            period_minutes: None,
+            last_event_at: None,
             resolved_at: None,
             duration_ms: None,
             resolution: None,
@@ -238,6 +247,23 @@ mod tests {
         assert!(route(&alert("Z99999"), &directory(), &without_operators)
             .recipients
             .is_empty());
+    }
+
+    #[test]
+    fn threshold_kinds_go_to_clinicians_and_feed_silence_to_operators() {
+        for (kind, expected) in [
+            (AlertKind::AbandonedRate, vec!["cd", "both", "pct"]),
+            (AlertKind::WaitMean, vec!["cd", "both", "pct"]),
+            (AlertKind::WaitP90, vec!["cd", "both", "pct"]),
+            (AlertKind::PeakWaiting, vec!["cd", "both", "pct"]),
+            (AlertKind::FeedSilence, vec!["ops"]),
+        ] {
+            let mut a = alert("A81001");
+            a.kind = kind;
+            let routed = route(&a, &directory(), &contacts());
+            assert_eq!(routed.recipients, expected, "{kind:?}");
+            assert_eq!(kind_name(&a), kind.as_str());
+        }
     }
 
     #[test]

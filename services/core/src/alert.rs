@@ -1,5 +1,7 @@
 //! Alert rules, decided in the core so that streaming, replay and the tests
-//! agree (issue #7). Rule 1, 111 diversions in core hours (metrics.md §5):
+//! agree (issue #7). The record, [`Alert`], is shared by every rule; rules 2
+//! and 3 (thresholds, feed silence) are in [`crate::thresholds`] and
+//! [`crate::feed_silence`]. Rule 1, 111 diversions in core hours (metrics.md §5):
 //!
 //! A practice diverting its phones to NHS 111 in GP core hours raises one
 //! alert per episode. An episode opens when, in core hours,
@@ -41,6 +43,36 @@ pub enum AlertKind {
     /// Rule 1: a 111 diversion in core hours.
     #[serde(rename = "diversion_111")]
     Diversion111,
+    /// Rule 2: abandoned calls, % of offered over the rolling period.
+    #[serde(rename = "abandoned_rate")]
+    AbandonedRate,
+    /// Rule 2: mean wait of answered calls over the rolling period, seconds.
+    #[serde(rename = "wait_mean")]
+    WaitMean,
+    /// Rule 2: 90th-percentile wait (histogram bucket upper bound), seconds.
+    #[serde(rename = "wait_p90")]
+    WaitP90,
+    /// Rule 2: the most calls waiting at once in the rolling period.
+    #[serde(rename = "peak_waiting")]
+    PeakWaiting,
+    /// Rule 3: a practice's events stopped arriving (for operators).
+    #[serde(rename = "feed_silence")]
+    FeedSilence,
+}
+
+impl AlertKind {
+    /// The kind as the record spells it (e.g. `abandoned_rate`); also the
+    /// prefix of the ids of rules 2 and 3.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Diversion111 => "diversion_111",
+            AlertKind::AbandonedRate => "abandoned_rate",
+            AlertKind::WaitMean => "wait_mean",
+            AlertKind::WaitP90 => "wait_p90",
+            AlertKind::PeakWaiting => "peak_waiting",
+            AlertKind::FeedSilence => "feed_silence",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -79,12 +111,26 @@ pub enum Resolution {
     /// continues under its new id.
     #[serde(rename = "superseded")]
     Superseded,
+    /// Thresholds: the value fell to or below the resolve level.
+    #[serde(rename = "below_resolve_level")]
+    BelowResolveLevel,
+    /// Thresholds: too few calls to judge for a whole rolling period.
+    #[serde(rename = "low_volume")]
+    LowVolume,
+    /// Feed silence: an event of the practice arrived.
+    #[serde(rename = "traffic_resumed")]
+    TrafficResumed,
+    /// Feed silence: silent so long that the practice is no longer watched.
+    #[serde(rename = "expired")]
+    Expired,
 }
 
 /// One state of one alert: a JSON line of `callpulse replay --alerts`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
-    /// Stable: `div111:<practice>:<started_at>`, e.g. `div111:A81001:2026-11-23T08:00:00.000Z`.
+    /// Stable: `div111:<practice>:<started_at>`, e.g.
+    /// `div111:A81001:2026-11-23T08:00:00.000Z`; rules 2 and 3:
+    /// `<kind>:<practice>:<started_at>`.
     pub id: String,
     pub kind: AlertKind,
     pub state: AlertState,
@@ -95,17 +141,51 @@ pub struct Alert {
     /// `null` until then.
     pub pcn: Option<String>,
     pub icb: Option<String>,
-    /// The start of the episode (in core hours).
+    /// The start of the episode (diversions: in core hours; thresholds: the
+    /// end of the first rolling period above the fire level; feed silence:
+    /// when the silence reached its limit).
     pub started_at: Timestamp,
     /// The event time of this change.
     pub updated_at: Timestamp,
-    pub opened_by: Opening,
+    /// Diversions only (`null` for other kinds).
+    #[serde(default)]
+    pub opened_by: Option<Opening>,
     /// When the diversion in force during the episode was switched on, which
     /// may be before the episode (before core hours, an earlier day); `null`
     /// when calls were diverted with no diversion switched on.
+    #[serde(default)]
     pub switched_on_at: Option<Timestamp>,
-    /// Calls diverted to 111 in the episode so far.
-    pub diverted_calls: u64,
+    /// Calls diverted to 111 in the episode so far (diversions only).
+    #[serde(default)]
+    pub diverted_calls: Option<u64>,
+    /// Thresholds: the value at this state, in the rule's unit (percent for
+    /// `abandoned_rate`, seconds for `wait_mean` and `wait_p90`, calls for
+    /// `peak_waiting`); feed silence: minutes of core hours without events.
+    #[serde(default)]
+    pub value: Option<u64>,
+    /// Thresholds: the levels in force (fire above `fire_level`, resolve at
+    /// or below `resolve_level`); feed silence: the limit in minutes.
+    #[serde(default)]
+    pub fire_level: Option<u64>,
+    #[serde(default)]
+    pub resolve_level: Option<u64>,
+    /// Thresholds: the highest value seen during the episode.
+    #[serde(default)]
+    pub worst_value: Option<u64>,
+    /// Thresholds: calls offered and abandoned (`abandoned_rate`), or calls
+    /// answered (waits), over the rolling period at this state.
+    #[serde(default)]
+    pub offered: Option<u64>,
+    #[serde(default)]
+    pub abandoned: Option<u64>,
+    #[serde(default)]
+    pub answered: Option<u64>,
+    /// Thresholds: the length of the rolling period.
+    #[serde(default)]
+    pub period_minutes: Option<u64>,
+    /// Feed silence: the practice's latest event time.
+    #[serde(default)]
+    pub last_event_at: Option<Timestamp>,
     pub resolved_at: Option<Timestamp>,
     pub duration_ms: Option<u64>,
     pub resolution: Option<Resolution>,
@@ -114,6 +194,38 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// A firing record of `kind` with every kind-specific field `null`, for
+    /// the rules to fill in.
+    pub fn blank(kind: AlertKind, id: String, practice: &str, started_at: Timestamp) -> Alert {
+        Alert {
+            id,
+            kind,
+            state: AlertState::Firing,
+            revision: 1,
+            practice: practice.to_string(),
+            pcn: None,
+            icb: None,
+            started_at,
+            updated_at: started_at,
+            opened_by: None,
+            switched_on_at: None,
+            diverted_calls: None,
+            value: None,
+            fire_level: None,
+            resolve_level: None,
+            worst_value: None,
+            offered: None,
+            abandoned: None,
+            answered: None,
+            period_minutes: None,
+            last_event_at: None,
+            resolved_at: None,
+            duration_ms: None,
+            resolution: None,
+            summary: String::new(),
+        }
+    }
+
     /// The same record without its revision, for comparing states.
     fn without_revision(&self) -> Alert {
         Alert {
@@ -552,31 +664,31 @@ impl Sweep<'_> {
         let episode = self.episode.as_ref().expect("an open episode");
         let duration_ms = resolution.map(|_| ms_between(episode.start, at));
         Alert {
-            id: episode.id.clone(),
-            kind: AlertKind::Diversion111,
             state: if resolution.is_some() {
                 AlertState::Resolved
             } else {
                 AlertState::Firing
             },
             revision: episode.revision,
-            practice: self.practice.to_string(),
-            pcn: None,
-            icb: None,
-            started_at: episode.start,
             updated_at: at,
-            opened_by: episode.opened_by,
+            opened_by: Some(episode.opened_by),
             switched_on_at: episode.switched_on_at,
-            diverted_calls: episode.calls,
+            diverted_calls: Some(episode.calls),
             resolved_at: resolution.map(|_| at),
             duration_ms,
             resolution,
             summary: summary(self.practice, episode, at, resolution),
+            ..Alert::blank(
+                AlertKind::Diversion111,
+                episode.id.clone(),
+                self.practice,
+                episode.start,
+            )
         }
     }
 }
 
-fn ms_between(from: Timestamp, to: Timestamp) -> u64 {
+pub(crate) fn ms_between(from: Timestamp, to: Timestamp) -> u64 {
     u64::try_from(to.0.saturating_sub(from.0)).unwrap_or(0)
 }
 
@@ -630,11 +742,11 @@ fn london(ts: Timestamp) -> DateTime<Tz> {
         .with_timezone(&London)
 }
 
-fn london_hm(ts: Timestamp) -> String {
+pub(crate) fn london_hm(ts: Timestamp) -> String {
     london(ts).format("%H:%M").to_string()
 }
 
-fn london_day(ts: Timestamp) -> String {
+pub(crate) fn london_day(ts: Timestamp) -> String {
     london(ts).format("%a %-d %b").to_string()
 }
 
@@ -645,7 +757,7 @@ fn calls_text(calls: u64) -> String {
     }
 }
 
-fn duration_text(ms: u64) -> String {
+pub(crate) fn duration_text(ms: u64) -> String {
     let minutes = ms / MINUTE_MS as u64;
     match (minutes / 60, minutes % 60) {
         (0, 0) => "under 1 min".to_string(),
@@ -687,6 +799,11 @@ fn summary(
                 Resolution::DivertOff => "switched back",
                 Resolution::CoreHoursEnded => "core hours ended",
                 Resolution::Superseded => "superseded",
+                // Not reasons a diversion ends; spelled out all the same.
+                Resolution::BelowResolveLevel => "below the resolve level",
+                Resolution::LowVolume => "too few calls",
+                Resolution::TrafficResumed => "traffic resumed",
+                Resolution::Expired => "expired",
             };
             format!(
                 "Resolved: {practice} diverted {calls} to NHS 111 in core hours, {start} to {} on {day} ({}; {switch}); {ended}",
@@ -758,7 +875,7 @@ mod tests {
                 (
                     a.started_at.to_rfc3339_seconds(),
                     a.state,
-                    a.diverted_calls,
+                    a.diverted_calls.unwrap_or(0),
                     a.resolved_at.map(|t| t.to_rfc3339_seconds()),
                     a.resolution,
                 )
@@ -844,9 +961,10 @@ mod tests {
                 Ended
             )]
         );
-        assert_eq!(all[0].opened_by, Opening::CoreHoursStarted);
+        assert_eq!(all[0].opened_by, Some(Opening::CoreHoursStarted));
         assert_eq!(
-            all[0].diverted_calls, 1,
+            all[0].diverted_calls,
+            Some(1),
             "the 08:00 call joins the opening state"
         );
         assert_eq!(
@@ -869,7 +987,7 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].id, "div111:A81001:2026-11-23T08:00:00.000Z");
         assert_eq!(all[0].started_at, at("2026-11-23T08:00:00Z"));
-        assert_eq!(all[0].opened_by, Opening::CoreHoursStarted);
+        assert_eq!(all[0].opened_by, Some(Opening::CoreHoursStarted));
         assert_eq!(all[0].switched_on_at, Some(at("2026-11-23T07:30:00Z")));
         // Not yet 08:00: nothing.
         assert!(alerts(&[
@@ -904,7 +1022,7 @@ mod tests {
                 (
                     a.revision,
                     a.state,
-                    a.diverted_calls,
+                    a.diverted_calls.unwrap_or(0),
                     a.updated_at.to_rfc3339_seconds(),
                 )
             })
@@ -924,7 +1042,7 @@ mod tests {
         );
         assert!(all[..5].iter().all(|a| a.id == id1));
         assert_eq!(all[5].id, id2);
-        assert_eq!(all[5].opened_by, Opening::DivertedCall);
+        assert_eq!(all[5].opened_by, Some(Opening::DivertedCall));
         assert_eq!(all[5].switched_on_at, None);
         let done = &all[4];
         assert_eq!(done.resolution, Some(Resolution::DivertOff));
@@ -977,10 +1095,10 @@ mod tests {
             .iter()
             .all(|a| a.id == "div111:A81001:2026-11-24T09:00:00.000Z"));
         assert_eq!(all[1].switched_on_at, Some(at("2026-11-24T09:30:00Z")));
-        assert_eq!(all[1].opened_by, Opening::DivertedCall);
+        assert_eq!(all[1].opened_by, Some(Opening::DivertedCall));
         assert_eq!(
             (all[3].diverted_calls, all[3].resolution),
-            (2, Some(Resolution::DivertOff))
+            (Some(2), Some(Resolution::DivertOff))
         );
         // An off with no switch on still ends an episode opened by calls.
         assert_eq!(
@@ -1041,7 +1159,7 @@ mod tests {
             .iter()
             .find(|a| a.started_at == at("2026-11-24T08:00:00Z"))
             .unwrap();
-        assert_eq!(second.opened_by, Opening::CoreHoursStarted);
+        assert_eq!(second.opened_by, Some(Opening::CoreHoursStarted));
         assert_eq!(second.switched_on_at, Some(at("2026-11-23T18:00:00Z")));
         assert_eq!(
             second.summary,
@@ -1180,7 +1298,7 @@ mod tests {
             .map(String::as_str)
             .collect();
         names.sort_unstable();
-        let mut expected: Vec<&str> = "id kind state revision practice pcn icb started_at updated_at opened_by switched_on_at diverted_calls resolved_at duration_ms resolution summary".split(' ').collect();
+        let mut expected: Vec<&str> = "id kind state revision practice pcn icb started_at updated_at opened_by switched_on_at diverted_calls value fire_level resolve_level worst_value offered abandoned answered period_minutes last_event_at resolved_at duration_ms resolution summary".split(' ').collect();
         expected.sort_unstable();
         assert_eq!(names, expected);
         assert_eq!(json["kind"], "diversion_111");
@@ -1190,6 +1308,7 @@ mod tests {
         assert_eq!(json["duration_ms"], 45 * 60_000);
         assert_eq!(json["started_at"], "2026-11-23T09:00:00.000Z");
         assert!(json["pcn"].is_null() && json["icb"].is_null());
+        assert!(json["value"].is_null() && json["last_event_at"].is_null());
         let back: Alert = serde_json::from_value(json).unwrap();
         assert_eq!(back, all[1]);
     }
@@ -1206,7 +1325,7 @@ mod tests {
         tracker.observe(&diverted("c2", "2026-11-23T09:20:00Z"));
         let update = tracker.drain();
         assert_eq!(update.len(), 1, "the current state, not every step");
-        assert_eq!((update[0].revision, update[0].diverted_calls), (2, 2));
+        assert_eq!((update[0].revision, update[0].diverted_calls), (2, Some(2)));
         // The horizon passing 18:30 resolves a live alert with no new event for it.
         tracker.advance_to(at("2026-11-23T18:30:00Z"));
         let ended = tracker.drain();
@@ -1241,7 +1360,10 @@ mod tests {
             .iter()
             .find(|a| a.id == "div111:A81001:2026-11-23T09:05:00.000Z")
             .unwrap();
-        assert_eq!((new.state, new.diverted_calls), (AlertState::Firing, 1));
+        assert_eq!(
+            (new.state, new.diverted_calls),
+            (AlertState::Firing, Some(1))
+        );
         assert!(tracker.drain().is_empty());
     }
 

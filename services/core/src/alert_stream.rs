@@ -206,7 +206,10 @@ mod tests {
     fn latest(alerts: Vec<Alert>) -> BTreeMap<String, (AlertState, u64)> {
         let mut out = BTreeMap::new();
         for alert in alerts {
-            out.insert(alert.id.clone(), (alert.state, alert.diverted_calls));
+            out.insert(
+                alert.id.clone(),
+                (alert.state, alert.diverted_calls.unwrap_or(0)),
+            );
         }
         out
     }

@@ -8,6 +8,8 @@
 //! - [`calendar`]: GP core hours and bank holidays (§5)
 //! - [`replay`]: the engine over a file of JSON lines
 //! - [`alert`]: alert rules: 111 diversions in core hours (issue #7)
+//! - [`thresholds`]: threshold alerts over window records, and the rules' configuration
+//! - [`feed_silence`]: a practice whose events stop in core hours (for operators)
 
 pub mod alert;
 pub mod alert_stream;
@@ -15,9 +17,11 @@ pub mod calendar;
 pub mod call;
 pub mod engine;
 pub mod event;
+pub mod feed_silence;
 pub mod practice;
 pub mod record;
 pub mod replay;
+pub mod thresholds;
 pub mod time;
 pub mod window;
 
@@ -28,6 +32,8 @@ pub use alert::{
 pub use calendar::CoreHours;
 pub use engine::{Emitted, Engine, EngineConfig, Ingested, Lateness, RestartPoint};
 pub use event::{CallEvent, EventError, EventKind};
+pub use feed_silence::FeedSilence;
 pub use record::{CallSummary, LateEvent, WindowMetrics};
+pub use thresholds::{AlertRules, PracticeIcbs, ThresholdTracker};
 pub use time::Timestamp;
 pub use window::WindowSize;

@@ -45,7 +45,7 @@ fn a_morning_diversion_through_replay() {
     let states: Vec<(u64, AlertState, u64)> = out
         .alerts
         .iter()
-        .map(|a| (a.revision, a.state, a.diverted_calls))
+        .map(|a| (a.revision, a.state, a.diverted_calls.unwrap_or(0)))
         .collect();
     assert_eq!(
         states,

@@ -1,7 +1,8 @@
 //! The streaming processor: consumes canonical events in a consumer group,
 //! keeps one engine per assigned partition (keys are practices, so a
 //! practice's state lives with its partition), and publishes window
-//! metrics, call summaries, 111-diversion alerts and late events.
+//! metrics, call summaries, alerts (111 diversions, thresholds over the
+//! 1-minute windows, feed silence) and late events.
 //!
 //! - **Emission**: open windows are re-emitted when changed, at most once
 //!   per `emit_interval_ms`; final windows as soon as they close.
@@ -31,7 +32,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use callpulse_core::alert_stream::StreamingAlerts;
-use callpulse_core::{Emitted, Engine, EngineConfig, Ingested, Lateness, RestartPoint, Timestamp};
+use callpulse_core::{
+    AlertRules, Emitted, Engine, EngineConfig, FeedSilence, Ingested, Lateness, PracticeIcbs,
+    RestartPoint, ThresholdTracker, Timestamp, WindowSize,
+};
 use callpulse_runtime::metrics::Registry;
 use callpulse_runtime::{avro, kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -47,6 +51,10 @@ struct PartitionState {
     engine: Engine,
     /// 111-diversion alerts of the partition's practices.
     alerts: StreamingAlerts,
+    /// Threshold alerts over the partition's 1-minute windows.
+    thresholds: ThresholdTracker,
+    /// Feed-silence alerts of the partition's practices.
+    feed: FeedSilence,
     /// The offset after the last message processed.
     next_offset: i64,
     last_event: Instant,
@@ -90,6 +98,9 @@ impl ConsumerContext for RebalanceListener {
 struct Processor {
     config: Config,
     engine_config: EngineConfig,
+    /// Threshold and feed-silence rules, and each practice's ICB for them.
+    alert_rules: Arc<AlertRules>,
+    practice_icbs: Arc<PracticeIcbs>,
     consumer: StreamConsumer<RebalanceListener>,
     revoked: Arc<Mutex<Vec<i32>>>,
     producer: FutureProducer,
@@ -117,7 +128,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         observe::serve_metrics(&config.processor.metrics_listen, metrics.clone()).await?;
     }
     let partition_ends = observe::watch_partition_ends(&config)?;
+    let (alert_rules, practice_icbs) = load_alert_rules(&config)?;
     let mut processor = Processor {
+        alert_rules: Arc::new(alert_rules),
+        practice_icbs: Arc::new(practice_icbs),
         partition_ends,
         engine_config: EngineConfig {
             lateness: Lateness::Bounded {
@@ -205,11 +219,24 @@ impl Processor {
                 self.engine_config.core_hours.clone(),
                 self.config.processor.allowed_lateness_ms,
             );
+            let core_hours = self.engine_config.core_hours.clone();
+            let thresholds = ThresholdTracker::new(
+                self.alert_rules.clone(),
+                self.practice_icbs.clone(),
+                core_hours.clone(),
+            );
+            let feed = FeedSilence::new(
+                self.alert_rules.clone(),
+                self.practice_icbs.clone(),
+                core_hours,
+            );
             self.partitions.insert(
                 partition,
                 PartitionState {
                     engine,
                     alerts,
+                    thresholds,
+                    feed,
                     next_offset: offset,
                     last_event: Instant::now(),
                     written: None,
@@ -250,6 +277,8 @@ impl Processor {
                 return Ok(());
             }
         };
+        // Any event, late or repeated, shows the practice's feed works.
+        state.feed.observe(&event);
         let ingested = state.engine.ingest_at(&event, offset as u64);
         if !matches!(ingested, Ingested::Late(_)) {
             // Alerts see what the windows see: late events change neither.
@@ -353,10 +382,21 @@ impl Processor {
             }
             windows_out += windows.len() as u64;
             calls_out += calls.len() as u64;
+            for window in windows.iter().filter(|w| w.window == WindowSize::Minute) {
+                state.thresholds.observe_window(window);
+            }
             if let Some(watermark) = state.engine.watermark() {
                 state.alerts.advance_to(watermark);
+                state.thresholds.advance_to(watermark);
+                state.feed.advance_to(watermark);
             }
-            for alert in state.alerts.drain() {
+            let alerts = state
+                .alerts
+                .drain()
+                .into_iter()
+                .chain(state.thresholds.drain())
+                .chain(state.feed.drain());
+            for alert in alerts {
                 let payload = serde_json::to_vec(&alert)?;
                 deliveries.push(send(
                     &self.producer,
@@ -481,6 +521,39 @@ impl Processor {
             "processor state"
         );
     }
+}
+
+/// The threshold and feed-silence rules (`alerts.thresholds`, else the
+/// defaults) and the practices' ICBs (`alerts.organisations`, else none).
+fn load_alert_rules(config: &Config) -> Result<(AlertRules, PracticeIcbs)> {
+    let settings = &config.alerts;
+    let rules = if settings.thresholds.is_empty() {
+        AlertRules::default()
+    } else {
+        let text = std::fs::read_to_string(&settings.thresholds)
+            .with_context(|| format!("reading alert rules {}", settings.thresholds))?;
+        AlertRules::from_toml(&text).with_context(|| format!("in {}", settings.thresholds))?
+    };
+    let icbs = if settings.organisations.is_empty() {
+        PracticeIcbs::default()
+    } else {
+        let text = std::fs::read_to_string(&settings.organisations)
+            .with_context(|| format!("reading organisations {}", settings.organisations))?;
+        PracticeIcbs::from_csv(&text).with_context(|| format!("in {}", settings.organisations))?
+    };
+    if !rules.icb.is_empty() && icbs.is_empty() {
+        warn!(
+            icbs = rules.icb.len(),
+            "the alert rules have per-ICB overrides but alerts.organisations is not set: the defaults apply to every practice"
+        );
+    }
+    info!(
+        rolling_minutes = rules.rolling_minutes,
+        icb_overrides = rules.icb.len(),
+        practices_with_icb = icbs.len(),
+        "threshold and feed-silence alert rules loaded"
+    );
+    Ok((rules, icbs))
 }
 
 fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) -> Result<DeliveryFuture> {

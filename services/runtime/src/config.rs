@@ -17,6 +17,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub adapters: AdaptersConfig,
     pub alerter: AlerterConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +108,18 @@ impl std::fmt::Debug for AdaptersConfig {
             .field("kafka_timeout_ms", &self.kafka_timeout_ms)
             .finish()
     }
+}
+
+/// The processor's threshold and feed-silence alert rules (docs/alerts.md,
+/// "Thresholds and feed silence").
+#[derive(Debug, Clone, Deserialize)]
+pub struct AlertsConfig {
+    /// A rules file (TOML, e.g. deploy/alerts/thresholds.example.toml);
+    /// empty: the built-in defaults.
+    pub thresholds: String,
+    /// Organisations CSV, for the ICB of each practice (per-ICB rules);
+    /// empty: every practice gets the file's defaults.
+    pub organisations: String,
 }
 
 /// `callpulse alerter` (docs/alerts.md).
@@ -269,6 +282,7 @@ mod tests {
         assert_eq!(config.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(config.topics.call_events, "callpulse.call-events.v1");
         assert_eq!(config.processor.emit_interval_ms, 1000);
+        assert_eq!(config.alerts.thresholds, "");
     }
 
     #[test]
