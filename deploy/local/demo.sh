@@ -1,22 +1,73 @@
 #!/usr/bin/env bash
-# The whole pipeline on this machine with simulated traffic, showing live
+# The whole pipeline on this machine with simulated national traffic and live
 # numbers: starts the local stack (installing it if missing), builds
-# callpulse, runs migrate, processor, sink and the simulator, and prints a
-# table from ClickHouse every few seconds. Ctrl-C stops everything it started.
+# callpulse (release), then runs migrate, orgs load, the adapters, processor,
+# sink and alerter, and the simulator through the adapters' HTTP endpoint,
+# and prints a table of ICBs from ClickHouse every few seconds.
+# Ctrl-C stops everything it started (and the stack, if it started it).
 #
-# Environment: DEMO_PRACTICES [20], DEMO_SPEED [30] (event-time speed-up),
-# DEMO_RATE [2] (calls per practice per minute), DEMO_REFRESH [5] seconds,
-# plus everything stack.sh reads.
+# Each run is self-contained: ClickHouse database `callpulse_demo` (dropped
+# and recreated at start) and Kafka topics and consumer groups named after
+# the run, so the demo never mixes with other data or earlier runs.
+#
+# Environment:
+#   DEMO_PRACTICES [630]  practices, spread evenly over the 42 ICBs
+#   DEMO_SPEED [60]       event time per wall-clock second (60: a minute a second)
+#   DEMO_START            London local start [07:30 on the last Monday that
+#                         was not a bank holiday], e.g. 2026-11-23T07:30
+#   DEMO_DURATION [12h]   simulated event time
+#   DEMO_TO [http]        http (through the adapters) or kafka (straight to the topic)
+#   DEMO_FAULTS []        e.g. duplicates,late,silence
+#   DEMO_REFRESH [5]      seconds between tables
+#   DEMO_DATABASE [callpulse_demo], DEMO_ADAPTERS_PORT [18088], DEMO_METRICS_PORT [19101]
+#   plus everything stack.sh reads.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 cd "$REPO_ROOT"
 STATE_DIR=${CALLPULSE_STATE_DIR:-$REPO_ROOT/.local}
-LOG_DIR="$STATE_DIR/logs"
+LOG_DIR="$STATE_DIR/logs/demo"
 CH_URL="http://127.0.0.1:${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}"
+DB=${DEMO_DATABASE:-callpulse_demo}
+SPEED=${DEMO_SPEED:-60}
+PRACTICES=${DEMO_PRACTICES:-630}
+ADAPTERS="127.0.0.1:${DEMO_ADAPTERS_PORT:-18088}"
+RUN=$(date +%Y%m%d%H%M%S)
+
+# Everything the services read, for this run only.
 export CALLPULSE__KAFKA__BROKERS="127.0.0.1:${CALLPULSE_KAFKA_PORT:-9092}"
 export CALLPULSE__CLICKHOUSE__URL="$CH_URL"
+export CALLPULSE__CLICKHOUSE__DATABASE="$DB"
+topic="callpulse.demo-$RUN"
+export CALLPULSE__TOPICS__CALL_EVENTS="$topic.call-events"
+export CALLPULSE__TOPICS__DEAD_LETTERS="$topic.call-events-dlq"
+export CALLPULSE__TOPICS__METRICS="$topic.metrics"
+export CALLPULSE__TOPICS__CALLS="$topic.calls"
+export CALLPULSE__TOPICS__ALERTS="$topic.alerts"
+export CALLPULSE__TOPICS__LATE_EVENTS="$topic.late-events"
+export CALLPULSE__TOPICS__CHECKPOINTS="$topic.checkpoints"
+export CALLPULSE__ALERTER__UNDELIVERABLE_TOPIC="$topic.alerts-undeliverable"
+export CALLPULSE__PROCESSOR__GROUP_ID="callpulse-demo-$RUN-processor"
+export CALLPULSE__SINK__GROUP_ID="callpulse-demo-$RUN-sink"
+export CALLPULSE__ALERTER__GROUP_ID="callpulse-demo-$RUN-alerter"
+export CALLPULSE__PROCESSOR__METRICS_LISTEN="127.0.0.1:${DEMO_METRICS_PORT:-19101}"
+export CALLPULSE__ADAPTERS__LISTEN="$ADAPTERS"
+export CALLPULSE__ADAPTERS__ORGANISATIONS="$REPO_ROOT/data/organisations.csv"
+export CALLPULSE__ALERTER__ORGANISATIONS="$REPO_ROOT/data/organisations.csv"
+
+# The last Monday (before today) that was not a bank holiday: a busy day.
+if [ -n "${DEMO_START:-}" ]; then
+  START=$DEMO_START
+else
+  day=$(date -d "last monday" +%F)
+  for _ in 1 2 3 4; do
+    grep -q "\"date\": \"$day\"" data/bank-holidays-england-and-wales.json || break
+    day=$(date -d "$day - 7 days" +%F)
+  done
+  START="${day}T07:30"
+fi
+DAY=${START:0:10}
 
 started_stack=0
 "$SCRIPT_DIR/stack.sh" status >/dev/null 2>&1 || started_stack=1
@@ -25,9 +76,13 @@ cleanup() {
   trap - INT TERM EXIT
   echo
   echo "demo: stopping"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: the simulator, then the adapters, alerter, sink, processor.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   if [ "$started_stack" = 1 ]; then "$SCRIPT_DIR/stack.sh" stop || true; fi
+  echo "demo: stopped; logs in $LOG_DIR, figures in ClickHouse database $DB"
 }
 trap cleanup INT TERM EXIT
 
@@ -36,30 +91,69 @@ echo "demo: building callpulse (release)"
 cargo build --release --locked -p callpulse-cli
 BIN="$REPO_ROOT/target/release/callpulse"
 mkdir -p "$LOG_DIR"
+
+ch() { curl -sS --fail-with-body --data-binary "$1" "$CH_URL/"; }
+ch "DROP DATABASE IF EXISTS $DB" >/dev/null
 "$BIN" migrate
+"$BIN" orgs load data/organisations.csv
+
 "$BIN" processor >"$LOG_DIR/processor.log" 2>&1 & pids+=($!)
 "$BIN" sink >"$LOG_DIR/sink.log" 2>&1 & pids+=($!)
-"$BIN" simulate --practices "${DEMO_PRACTICES:-20}" --minutes 1440 \
-  --rate "${DEMO_RATE:-2}" --speed "${DEMO_SPEED:-30}" --seed "$RANDOM" \
+"$BIN" alerter --contacts "$SCRIPT_DIR/demo-contacts.toml" >"$LOG_DIR/alerter.log" 2>&1 & pids+=($!)
+to=${DEMO_TO:-http}
+if [ "$to" = http ]; then
+  "$BIN" adapters --demo >"$LOG_DIR/adapters.log" 2>&1 & pids+=($!)
+  for _ in $(seq 1 100); do
+    curl -sf "http://$ADAPTERS/healthz" >/dev/null 2>&1 && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "demo: the adapters did not start; see $LOG_DIR/adapters.log" >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+"$BIN" simulate --practices "$PRACTICES" --spread --start "$START" \
+  --duration "${DEMO_DURATION:-12h}" --speed "${SPEED}x" --seed "$RANDOM" \
+  --to "$to" --faults "${DEMO_FAULTS:-}" \
   >"$LOG_DIR/simulate.log" 2>&1 & pids+=($!)
 echo "demo: running; logs in $LOG_DIR; Ctrl-C to stop"
 
-query="SELECT practice,
-  sum(offered) AS calls_offered,
-  round(100 * sum(answered) / greatest(sum(offered), 1), 1) AS answered_pct,
-  round(100 * sum(abandoned) / greatest(sum(offered), 1), 1) AS abandoned_pct,
-  sum(callback_requested) AS callbacks_requested,
-  round(sum(wait_ms_sum) / greatest(sum(wait_count), 1) / 1000, 1) AS mean_wait_s,
-  max(peak_waiting) AS most_waiting,
-  sum(diverted_111_core) AS diverted_111_in_core_hours
-FROM callpulse.window_metrics FINAL
-WHERE window = '1d'
-GROUP BY practice ORDER BY practice
-FORMAT PrettyCompactMonoBlock"
+# Active alerts: the latest state of each alert the alerter handled.
+alerts="SELECT icb, count() AS active_alerts FROM (
+    SELECT alert_id, argMax(icb, revision) AS icb, argMax(state, revision) AS state
+    FROM $DB.alert_deliveries GROUP BY alert_id)
+  WHERE state != 'resolved' GROUP BY icb"
+table="SELECT
+    code,
+    substring(replaceRegexpOne(replaceRegexpOne(name, '^NHS ', ''), ' Integrated Care Board\$', ''), 1, 34) AS name,
+    practices,
+    offered AS calls_offered,
+    round(answered_pct, 1) AS answered_pct,
+    round(abandoned_pct, 1) AS abandoned_pct,
+    round(100 * callback_requested / offered, 1) AS callback_pct,
+    p90_wait_s,
+    diverted_111_core AS div_111_core,
+    active_alerts
+  FROM (SELECT * FROM $DB.rollup_icb WHERE \`window\` = '1d' AND toDate(\`start\`, 'Europe/London') = toDate('$DAY'))
+  ANY LEFT JOIN ($alerts) USING icb
+  ORDER BY code
+  FORMAT PrettyCompactMonoBlock"
+england="SELECT practices, offered AS calls_offered, round(answered_pct, 1) AS answered_pct,
+    round(abandoned_pct, 1) AS abandoned_pct, round(100 * callback_requested / offered, 1) AS callback_pct,
+    round(100 * (ivr_ended + diverted_111) / offered, 1) AS menu_pct,
+    round(100 * (abandoned + missed) / offered, 1) AS missed_pct,
+    p90_wait_s, diverted_111_core AS div_111_core, dq_duplicates
+  FROM $DB.rollup_england WHERE \`window\` = '1d' AND toDate(\`start\`, 'Europe/London') = toDate('$DAY')
+  FORMAT PrettyCompactMonoBlock"
 while true; do
   sleep "${DEMO_REFRESH:-5}"
-  table=$(curl -sS --data-binary "$query" "$CH_URL/" 2>&1 || true)
+  icbs=$(ch "$table" 2>&1 || true)
+  total=$(ch "$england" 2>&1 || true)
+  latest=$(ch "SELECT formatDateTime(toDateTime(max(\`end\`), 'Europe/London'), '%Y-%m-%d %H:%M') FROM $DB.window_metrics WHERE \`window\` = '1m'" 2>/dev/null || true)
   if [ -t 1 ]; then printf '\033[2J\033[H'; fi
-  echo "callpulse demo: today so far, per practice (simulated traffic at ${DEMO_SPEED:-30}x), $(date +%H:%M:%S)"
-  echo "$table"
+  echo "callpulse demo: $DAY (London), simulated at ${SPEED}x from $START; latest minute: ${latest:-none yet}; $(date +%H:%M:%S)"
+  echo "England ($PRACTICES practices simulated):"
+  echo "$total"
+  echo "By ICB (p90 wait in seconds, from the wait histogram; div_111_core: calls diverted to 111 in core hours):"
+  echo "$icbs"
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { [ "$pid" = "${pids[-1]}" ] || echo "demo: a service stopped; see $LOG_DIR"; }
+  done
 done

@@ -148,22 +148,62 @@ enum Command {
     /// Publish simulated calls for a few practices to Kafka.
     ///
     /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60
+    /// Simulated national call traffic (docs/simulator.md): practices from
+    /// the organisations file, demand by list size, the 8 am surge, Monday
+    /// peaks, staffed queues, abandons and redials, callbacks, voicemail,
+    /// 111 diversions; deterministic for a seed.
+    ///
+    /// Example: callpulse simulate --practices 300 --start 2026-11-23T07:30 --duration 3h --speed 60x --to http
     Simulate {
-        /// How many practices (A81001, A81002, ...).
-        #[arg(long, default_value_t = 5)]
-        practices: usize,
-        /// Minutes of event time to simulate, starting now.
-        #[arg(long, default_value_t = 60)]
-        minutes: i64,
-        /// Mean calls per practice per minute.
-        #[arg(long, default_value_t = 2.0)]
-        rate: f64,
-        /// Event-time speed-up over the wall clock; 0 publishes as fast as possible.
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
+        /// Organisations CSV (docs/organisations.md) [default: data/organisations.csv,
+        /// else synthetic practices A81001, A81002, ...].
+        #[arg(long, value_name = "FILE")]
+        organisations: Option<PathBuf>,
+        /// How many practices: the first N open practices of the file [default: all].
+        #[arg(long)]
+        practices: Option<usize>,
+        /// With --practices N: N practices spread evenly through the file
+        /// (so every ICB has some) instead of the first N.
+        #[arg(long, requires = "practices")]
+        spread: bool,
+        /// Event time of the first call: now, an RFC 3339 instant, or London
+        /// local time such as 2026-11-23T07:30.
+        #[arg(long, default_value = "now")]
+        start: String,
+        /// Event time covered: 90m, 8h, 7d, 2w [default: 1h].
+        #[arg(long, conflicts_with = "minutes")]
+        duration: Option<String>,
+        /// Minutes of event time (the older form of --duration).
+        #[arg(long)]
+        minutes: Option<i64>,
+        /// Demand as mean calls per practice per minute in core hours on an
+        /// average working day [default: the national calibration, about 0.38].
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Demand as a multiple of the national calibration (instead of --rate).
+        #[arg(long, conflicts_with = "rate")]
+        demand: Option<f64>,
+        /// realtime, a factor such as 60x, or max (0 = max) [default: realtime;
+        /// max with --to file].
+        #[arg(long)]
+        speed: Option<String>,
         /// Seed: the same seed gives the same calls.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// kafka (the call-events topic), http (the adapters' POST /v1/events),
+        /// or file (JSON lines for callpulse replay).
+        #[arg(long, default_value = "kafka", value_parser = ["kafka", "http", "file"])]
+        to: String,
+        /// With --to http: the endpoint [default: http://<adapters.listen>/v1/events].
+        #[arg(long)]
+        url: Option<String>,
+        /// With --to file: where to write (- for standard output).
+        #[arg(long, value_name = "EVENTS.jsonl")]
+        out: Option<PathBuf>,
+        /// Faults to inject: duplicates, late (out-of-order and late events),
+        /// silence (a practice's feed goes quiet), comma separated.
+        #[arg(long, default_value = "")]
+        faults: String,
     },
     /// Compute final window metrics from a file of canonical events (JSON lines).
     ///
@@ -239,6 +279,34 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The practices `callpulse simulate` runs: from `path`, else from the
+/// shipped organisations file when it is at hand, else synthetic codes.
+fn simulated_practices(
+    path: Option<&Path>,
+    limit: Option<usize>,
+    spread: bool,
+) -> Result<Vec<callpulse_simulator::Practice>> {
+    let default = Path::new("data/organisations.csv");
+    let path = match path {
+        Some(path) => path,
+        None if default.exists() => default,
+        None => {
+            let n = limit.unwrap_or(5);
+            eprintln!("simulate: no data/organisations.csv here; simulating {n} synthetic practices (A81001, ...)");
+            return Ok(callpulse_simulator::synthetic_practices(n));
+        }
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let first = if spread { None } else { limit };
+    let practices = callpulse_simulator::parse_organisations(&text, first)
+        .with_context(|| format!("reading practices from {}", path.display()))?;
+    Ok(match limit {
+        Some(n) if spread => callpulse_simulator::spread(practices, n),
+        _ => practices,
+    })
 }
 
 fn load_config(path: Option<&Path>) -> Result<callpulse_runtime::Config> {
@@ -342,25 +410,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate {
+            organisations,
             practices,
+            spread,
+            start,
+            duration,
             minutes,
             rate,
+            demand,
             speed,
             seed,
+            to,
+            url,
+            out,
+            faults,
         } => {
             let config = load_config(cli.config.as_deref())?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .context("reading the clock")?;
-            let plan = callpulse_simulator::SimulationPlan {
-                practices,
-                seed,
-                start: callpulse_core::Timestamp(now.as_millis() as i64),
-                duration_ms: minutes * 60_000,
-                calls_per_practice_minute: rate,
-                speed: (speed > 0.0).then_some(speed),
+            let now = callpulse_core::Timestamp(now.as_millis() as i64);
+            let duration_ms = match (duration, minutes) {
+                (Some(text), _) => callpulse_simulator::parse_duration(&text)?,
+                (None, Some(minutes)) if minutes > 0 => minutes * 60_000,
+                (None, Some(_)) => anyhow::bail!("--minutes must be positive"),
+                (None, None) => 3_600_000,
             };
-            runtime()?.block_on(callpulse_simulator::run(config, plan, shutdown()))?;
+            let demand = match (rate, demand) {
+                (Some(rate), _) => rate / callpulse_simulator::national_core_rate(),
+                (None, Some(demand)) => demand,
+                (None, None) => 1.0,
+            };
+            anyhow::ensure!(
+                demand.is_finite() && demand > 0.0,
+                "--rate / --demand must be positive"
+            );
+            let target = match to.as_str() {
+                "http" => callpulse_simulator::Target::Http {
+                    url: url
+                        .unwrap_or_else(|| format!("http://{}/v1/events", config.adapters.listen)),
+                    token: (!config.adapters.ingest_token.is_empty())
+                        .then(|| config.adapters.ingest_token.clone()),
+                },
+                "file" => callpulse_simulator::Target::File {
+                    path: out.context("--to file needs --out FILE (- for standard output)")?,
+                },
+                _ => callpulse_simulator::Target::Kafka,
+            };
+            let speed = match speed {
+                Some(text) => callpulse_simulator::parse_speed(&text)?,
+                None if to == "file" => None,
+                None => Some(1.0),
+            };
+            let scenario = callpulse_simulator::Scenario {
+                practices: simulated_practices(organisations.as_deref(), practices, spread)?,
+                seed,
+                start: callpulse_simulator::parse_start(&start, now)?,
+                duration_ms,
+                demand,
+                faults: callpulse_simulator::Faults::parse(&faults)?,
+                calendar: CoreHours::shipped(),
+            };
+            runtime()?.block_on(callpulse_simulator::run_scenario(
+                &config,
+                scenario,
+                speed,
+                target,
+                shutdown(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Adapters { mapping, demo } => {

@@ -1,7 +1,21 @@
-//! Synthetic traffic: calls to a few practices, with queues, answers,
-//! abandons, callbacks and the odd 111 diversion, as canonical events in
-//! event-time order. Deterministic for a seed. (The realistic national
-//! model, vendor formats and faults are issue #8.)
+//! Synthetic GP practice call traffic as canonical events, deterministic for a seed.
+//!
+//! - [`model`]: the national model, pure (docs/simulator.md): practices from
+//!   the organisations file, demand by list size, the daily and weekly shape,
+//!   staffed queues, abandons, redials, callbacks, voicemail, 111 diversions,
+//!   and faults on request.
+//! - [`run_scenario`]: delivers a scenario to Kafka, the adapters' HTTP
+//!   endpoint or a JSON-lines file, paced in (accelerated) real time.
+//! - [`SimulationPlan`] / [`generate`]: the original flat model (a constant
+//!   rate per practice), kept for the end-to-end tests.
+
+pub mod model;
+pub mod practices;
+mod target;
+
+pub use model::{national_core_rate, Delivery, Faults, Scenario};
+pub use practices::{parse_organisations, spread, synthetic_practices, Practice};
+pub use target::{parse_duration, parse_speed, parse_start, run_scenario, RunStats, Target};
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -30,7 +44,7 @@ pub struct SimulationPlan {
     pub speed: Option<f64>,
 }
 
-/// The practices simulated: `A81001`, `A81002`, ...
+/// Synthetic practice codes: `A81001`, `A81002`, ...
 pub fn practice_code(index: usize) -> String {
     format!("A{:05}", 81_001 + index)
 }
