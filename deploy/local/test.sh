@@ -31,3 +31,8 @@ export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:$
 # The recovery tests start the processor as a real process: build the binary first.
 cargo build --locked -p callpulse-cli
 cargo test --workspace --locked "$@" -- --test-threads=2
+
+# The schema and the analysts' queries on current ClickHouse too (26.9,
+# embedded through the chdb-core wheel): the local server is 18.16.
+python3 -m pip install --quiet --disable-pip-version-check chdb-core==26.9.0
+python3 tests/current-clickhouse/check.py "$REPO_ROOT"

@@ -80,7 +80,7 @@ ANY LEFT JOIN
         region_code,
         region_name
     FROM organisations FINAL
-) USING (practice);
+) AS org USING (practice);
 
 -- Every practice window under its own size, and each London day (1d) also
 -- under its week (1w, from Monday 00:00 London) and month (1mo, from the
