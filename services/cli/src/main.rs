@@ -224,10 +224,12 @@ enum Command {
         calls: Option<PathBuf>,
         /// Where to write alerts: one JSON line per alert state change (firing,
         /// updated with the count of diverted calls, resolved), ordered by
-        /// event time. Rule: a 111 diversion in core hours (metrics.md §5,
-        /// docs/core.md "Alerts: 111 diversions"); the id is stable, e.g.
-        /// div111:A81001:2026-11-23T08:00:00.000Z. Alerts are computed up to
-        /// the latest event time in the input, so one still open then stays firing.
+        /// event time. Rules: a 111 diversion in core hours (metrics.md §5,
+        /// docs/core.md "Alerts: 111 diversions"; ids like
+        /// div111:A81001:2026-11-23T08:00:00.000Z), and, with their default
+        /// settings, the thresholds and feed silence of docs/alerts.md.
+        /// Alerts are computed up to the latest event time in the input, so
+        /// one still open then stays firing.
         #[arg(long, value_name = "ALERTS.jsonl")]
         alerts: Option<PathBuf>,
         /// A bank-holidays file in the UK government's JSON shape, replacing the shipped one.

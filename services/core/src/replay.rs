@@ -35,6 +35,15 @@ pub struct ReplayOutput {
 /// Replays JSON lines from `input` through one engine.
 pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<ReplayOutput> {
     let mut alerts = AlertTracker::new(config.core_hours.clone());
+    // Rules 2 and 3 (thresholds, feed silence) with their default settings.
+    let rules = std::sync::Arc::new(crate::thresholds::AlertRules::default());
+    let icbs = std::sync::Arc::new(crate::thresholds::PracticeIcbs::default());
+    let mut silence = crate::feed_silence::FeedSilence::new(
+        rules.clone(),
+        icbs.clone(),
+        config.core_hours.clone(),
+    );
+    let core_hours = config.core_hours.clone();
     let mut engine = Engine::new(config);
     let mut output = ReplayOutput::default();
     // One line buffer and one event, reused for every line: no allocation
@@ -77,6 +86,7 @@ pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<Repl
         match event.read_json(text) {
             Ok(()) => {
                 output.events += 1;
+                silence.observe(&event);
                 match engine.ingest(&event) {
                     Ingested::Folded => alerts.observe(&event),
                     Ingested::Duplicate => {
@@ -96,6 +106,27 @@ pub fn replay(input: impl BufRead, config: EngineConfig) -> std::io::Result<Repl
     output.windows = emitted.windows;
     output.calls = emitted.calls;
     output.alerts = alerts.alerts();
+    if let Some(horizon) = alerts.horizon() {
+        let mut minutes: Vec<WindowMetrics> = output
+            .windows
+            .iter()
+            .filter(|w| w.window == crate::window::WindowSize::Minute)
+            .cloned()
+            .collect();
+        minutes.sort_by_key(|w| w.start);
+        output.alerts.extend(crate::thresholds::threshold_alerts(
+            &minutes,
+            rules,
+            icbs,
+            &core_hours,
+            horizon,
+        ));
+        silence.advance_to(horizon);
+        output.alerts.extend(silence.drain());
+        output.alerts.sort_by(|a, b| {
+            (a.updated_at, &a.id, a.revision).cmp(&(b.updated_at, &b.id, b.revision))
+        });
+    }
     // Borrowed keys: `WindowMetrics::key` clones the practice code on every
     // comparison. Keys are unique (one window per practice, size and start;
     // one call per practice, vendor and call id), so an unstable sort gives

@@ -97,3 +97,35 @@ fn no_alert_out_of_core_hours() {
     let out = replay(input.as_bytes(), EngineConfig::replay(CoreHours::shipped())).unwrap();
     assert!(out.alerts.is_empty(), "{:#?}", out.alerts);
 }
+
+/// `callpulse replay --alerts` also judges the thresholds (rule 2) with
+/// their default settings: many abandoned calls in core hours fire one.
+#[test]
+fn replay_reports_threshold_alerts_too() {
+    use callpulse_core::alert::AlertKind;
+    let mut lines = String::new();
+    // Monday 23 November 2026, 09:00-09:30 London: 60 calls, 40 abandoned.
+    for i in 0..60 {
+        let minute = i / 2;
+        let offered = format!("2026-11-23T09:{minute:02}:00Z");
+        let outcome_at = format!("2026-11-23T09:{minute:02}:40Z");
+        let kind = if i % 3 == 0 { "answered" } else { "abandoned" };
+        lines.push_str(&format!(
+            "{{\"event_id\":\"o{i}\",\"call_id\":\"c{i}\",\"vendor\":\"generic\",\"practice\":\"A81001\",\"kind\":\"offered\",\"at\":\"{offered}\"}}\n\
+             {{\"event_id\":\"x{i}\",\"call_id\":\"c{i}\",\"vendor\":\"generic\",\"practice\":\"A81001\",\"kind\":\"{kind}\",\"at\":\"{outcome_at}\"}}\n"
+        ));
+    }
+    let output = callpulse_core::replay::replay(
+        lines.as_bytes(),
+        callpulse_core::EngineConfig::replay(callpulse_core::CoreHours::shipped()),
+    )
+    .unwrap();
+    assert!(output.rejected.is_empty(), "{:?}", output.rejected);
+    let fired: Vec<_> = output
+        .alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::AbandonedRate)
+        .collect();
+    assert!(!fired.is_empty(), "{:?}", output.alerts);
+    assert!(fired[0].summary.contains("A81001"), "{}", fired[0].summary);
+}
