@@ -68,8 +68,17 @@ impl StreamingAlerts {
             self.day(date);
             // The switch in force: the latest, except that a repeated "on"
             // keeps the earlier "on" (the diversion has been on since then).
+            // At one instant an "off" is applied after an "on", as the
+            // batch rule does (alert.rs), whatever the event ids.
+            let order = |switch: &CallEvent| {
+                (
+                    switch.at,
+                    switch.kind == EventKind::Divert111Off,
+                    switch.event_id.clone(),
+                )
+            };
             let replaces = self.last_switch.get(&event.practice).is_none_or(|held| {
-                (held.at, &held.event_id) < (event.at, &event.event_id)
+                order(held) < order(event)
                     && !(held.kind == EventKind::Divert111On
                         && event.kind == EventKind::Divert111On)
             });
