@@ -1,7 +1,7 @@
 //! Avro on Kafka, as Avro single-object encoding: every message starts with
 //! `C3 01` and the 8-byte CRC-64-AVRO (Rabin) fingerprint of its writer
 //! schema, then the Avro binary body. A reader looks the fingerprint up among
-//! the schemas it knows (every version under `schemas/avro/`) and resolves
+//! the schemas it knows (every version under `schemas/`, `*.avsc`) and resolves
 //! the writer's schema to its own, so fields can be added with defaults
 //! without a schema registry. See docs/schemas.md.
 
@@ -12,8 +12,8 @@ use apache_avro::types::Value;
 use apache_avro::Schema;
 use callpulse_core::{CallEvent, EventKind, Timestamp, WindowMetrics};
 
-pub const CALL_EVENT_SCHEMA: &str = include_str!("../../../schemas/avro/call_event.avsc");
-pub const WINDOW_METRICS_SCHEMA: &str = include_str!("../../../schemas/avro/window_metrics.avsc");
+pub const CALL_EVENT_SCHEMA: &str = include_str!("../../../schemas/call_event.avsc");
+pub const WINDOW_METRICS_SCHEMA: &str = include_str!("../../../schemas/window_metrics.avsc");
 
 const MAGIC: [u8; 2] = [0xC3, 0x01];
 
