@@ -68,6 +68,15 @@ impl Rejection {
     }
 }
 
+/// The `source` of a file's rejections: `file:` and its name.
+pub fn source_of(path: &std::path::Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("file:{name}")
+}
+
 /// Counts of one file's conversion.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FileSummary {

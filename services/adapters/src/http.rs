@@ -36,6 +36,7 @@ use serde_json::{json, value::RawValue};
 use crate::file::Rejection;
 use crate::publish::{PublishError, Publisher};
 use crate::{AdaptContext, AdaptError, PracticeMapping, Pseudonymiser, Vendor};
+use callpulse_runtime::wall_clock as now;
 
 /// Seconds a sender should wait before retrying after a 503.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -557,13 +558,6 @@ pub fn split_json_records(body: &str) -> Result<Vec<String>, AdaptError> {
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(json!({ "error": message, "code": code }))).into_response()
-}
-
-fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_millis(since_epoch.as_millis() as i64)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

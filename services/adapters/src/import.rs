@@ -122,12 +122,7 @@ pub async fn import_file(
         tracing::info!(file = %path.display(), line = checkpoint.line, "resuming import");
     }
     file.seek(SeekFrom::Start(checkpoint.offset))?;
-    let source = format!(
-        "file:{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
+    let source = crate::file::source_of(path);
     let mut reader = lines(
         BufReader::with_capacity(1 << 20, file),
         checkpoint.offset,

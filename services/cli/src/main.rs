@@ -327,14 +327,8 @@ fn orgs(command: OrgsCommand, config: Option<&Path>) -> Result<ExitCode> {
     use callpulse_sink::organisations::{self, synthetic, LevelCounts};
     match command {
         OrgsCommand::Load { file } => {
-            let parsed = if file == Path::new("-") {
-                organisations::parse(io::stdin().lock())
-            } else {
-                let input =
-                    File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-                organisations::parse(BufReader::with_capacity(1 << 20, input))
-            }
-            .with_context(|| format!("reading {}", file.display()))?;
+            let parsed = organisations::parse(open_input(&file)?)
+                .with_context(|| format!("reading {}", file.display()))?;
             for error in &parsed.errors {
                 eprintln!("{}: {error}", file.display());
             }
@@ -428,10 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             faults,
         } => {
             let config = load_config(cli.config.as_deref())?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .context("reading the clock")?;
-            let now = callpulse_core::Timestamp(now.as_millis() as i64);
+            let now = callpulse_runtime::wall_clock();
             let duration_ms = match (duration, minutes) {
                 (Some(text), _) => callpulse_simulator::parse_duration(&text)?,
                 (None, Some(minutes)) if minutes > 0 => minutes * 60_000,
@@ -510,20 +501,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 pseudonymiser: &pseudonymiser,
                 received_at: None,
             };
-            let reader: Box<dyn BufRead> = if input == Path::new("-") {
-                Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
-            } else {
-                let file =
-                    File::open(&input).with_context(|| format!("opening {}", input.display()))?;
-                Box::new(BufReader::with_capacity(1 << 20, file))
-            };
-            let source = format!(
-                "file:{}",
-                input
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            );
+            let reader = open_input(&input)?;
+            let source = callpulse_adapters::file::source_of(&input);
             let mut events_out = BufWriter::new(
                 File::create(&output).with_context(|| format!("creating {}", output.display()))?,
             );
@@ -536,7 +515,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 &source,
                 reader,
                 &ctx,
-                now(),
+                callpulse_runtime::wall_clock(),
                 |event| writeln!(events_out, "{}", event.to_json()),
                 |rejection| {
                     eprintln!("line {}: {}", rejection.line.unwrap_or(0), rejection.error);
@@ -583,7 +562,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let mut rejected = 0;
                 for file in &files {
                     use callpulse_adapters::import::{import_file, FileOutcome};
-                    match import_file(vendor, file, &ctx, &publisher, restart, now()).await? {
+                    match import_file(
+                        vendor,
+                        file,
+                        &ctx,
+                        &publisher,
+                        restart,
+                        callpulse_runtime::wall_clock(),
+                    )
+                    .await?
+                    {
                         FileOutcome::Imported(summary) => {
                             rejected += summary.rejected;
                             eprintln!(
@@ -617,13 +605,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bank_holidays,
         } => {
             let core_hours = load_core_hours(bank_holidays.as_deref())?;
-            let input: Box<dyn BufRead> = if events == Path::new("-") {
-                Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock()))
-            } else {
-                let file =
-                    File::open(&events).with_context(|| format!("opening {}", events.display()))?;
-                Box::new(BufReader::with_capacity(1 << 20, file))
-            };
+            let input = open_input(&events)?;
             let output =
                 replay(input, EngineConfig::replay(core_hours)).context("reading events")?;
             write_lines(&metrics, &output.windows)?;
@@ -697,11 +679,16 @@ async fn icb_access(
     Ok(())
 }
 
-fn now() -> callpulse_core::Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    callpulse_core::Timestamp::from_millis(since_epoch.as_millis() as i64)
+/// Opens `path` for reading, or standard input for `-`.
+fn open_input(path: &Path) -> Result<Box<dyn BufRead>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            io::stdin().lock(),
+        )));
+    }
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
 }
 
 fn load_core_hours(path: Option<&Path>) -> Result<CoreHours> {

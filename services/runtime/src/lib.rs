@@ -8,6 +8,15 @@ pub mod metrics;
 
 pub use config::Config;
 
+/// The wall clock as a timestamp: when a record arrived or was rejected.
+/// (The core never reads the clock; services pass it in.)
+pub fn wall_clock() -> callpulse_core::Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    callpulse_core::Timestamp::from_millis(since_epoch.as_millis() as i64)
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
