@@ -5,6 +5,8 @@
 //!
 //! Throughput is reported in events per second (criterion's "elem/s").
 
+use callpulse_core::batch::Batch;
+use callpulse_core::replay::{replay_with, ReplayOptions};
 use callpulse_core::{CallEvent, CoreHours, Engine, EngineConfig, EventKind, Lateness, Timestamp};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
@@ -92,16 +94,27 @@ fn engine(c: &mut Criterion) {
             engine.finish().windows.len()
         })
     });
+    group.bench_function("batch_in_memory", |b| {
+        b.iter(|| {
+            let mut batch = Batch::new(CoreHours::shipped());
+            for event in &events {
+                batch.ingest(event);
+            }
+            batch.finish(false).windows.len()
+        })
+    });
     let lines: String = events.iter().map(|e| e.to_json() + "\n").collect();
     group.bench_function("replay_from_json_lines", |b| {
         b.iter(|| {
-            callpulse_core::replay::replay(
-                lines.as_bytes(),
-                EngineConfig::replay(CoreHours::shipped()),
-            )
-            .unwrap()
-            .windows
-            .len()
+            let options = ReplayOptions {
+                core_hours: CoreHours::shipped(),
+                call_summaries: false,
+                alerts: false,
+            };
+            replay_with(lines.as_bytes(), options)
+                .unwrap()
+                .windows
+                .len()
         })
     });
     group.finish();

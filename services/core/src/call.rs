@@ -22,6 +22,32 @@ pub struct StoredEvent {
     pub queue_position: Option<u32>,
 }
 
+/// What [`derive`] reads of one held copy of an event: the engine holds
+/// owned copies ([`StoredEvent`]), replay borrows them from one buffer
+/// ([`crate::batch`]). `Ord` must order copies as [`StoredEvent`] does:
+/// by event id, then `at`, then the rest.
+pub trait HeldEvent: Ord {
+    fn event_id(&self) -> &str;
+    fn at(&self) -> Timestamp;
+    fn kind(&self) -> EventKind;
+    fn caller(&self) -> Option<&str>;
+}
+
+impl HeldEvent for StoredEvent {
+    fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    fn at(&self) -> Timestamp {
+        self.at
+    }
+    fn kind(&self) -> EventKind {
+        self.kind
+    }
+    fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
+    }
+}
+
 impl StoredEvent {
     pub fn from_event(event: &CallEvent) -> StoredEvent {
         StoredEvent {
@@ -138,8 +164,8 @@ pub fn caller_digest(caller: &str) -> u64 {
 /// with the one that counts first. `is_core` tells whether an instant is in
 /// GP core hours ([`crate::CoreHours::is_core`], possibly cached). `out` is
 /// cleared and filled, sorted.
-pub fn derive<'a>(
-    events: &'a [StoredEvent],
+pub fn derive<'a, E: HeldEvent>(
+    events: &'a [E],
     practice_level: bool,
     mut is_core: impl FnMut(Timestamp) -> bool,
     out: &mut Vec<Placed>,
@@ -151,54 +177,55 @@ pub fn derive<'a>(
     out.clear();
     let mut facts = CallFacts::default();
     let mut first_queued: Option<Timestamp> = None;
-    let mut outcome: Option<&StoredEvent> = None;
-    let mut other_outcomes: Vec<&StoredEvent> = Vec::new();
+    let mut outcome: Option<&E> = None;
+    let mut other_outcomes: Vec<&E> = Vec::new();
     let mut previous_id: Option<&str> = None;
 
     for event in events {
-        out.push((event.at, Contribution::Landed));
-        let is_copy = previous_id == Some(&*event.event_id);
-        previous_id = Some(&event.event_id);
+        let at = event.at();
+        out.push((at, Contribution::Landed));
+        let is_copy = previous_id == Some(event.event_id());
+        previous_id = Some(event.event_id());
         if is_copy {
-            out.push((event.at, Contribution::Duplicate));
+            out.push((at, Contribution::Duplicate));
             facts.duplicates += 1;
             continue;
         }
         if practice_level {
             continue;
         }
-        match event.kind {
+        match event.kind() {
             EventKind::Offered => {
                 out.push((
-                    event.at,
+                    at,
                     Contribution::Offered {
-                        caller: event.caller.as_deref().map(caller_digest),
+                        caller: event.caller().map(caller_digest),
                     },
                 ));
-                if facts.offered_at.is_none_or(|at| event.at < at) {
-                    facts.offered_at = Some(event.at);
-                    facts.caller = event.caller.as_deref();
+                if facts.offered_at.is_none_or(|earliest| at < earliest) {
+                    facts.offered_at = Some(at);
+                    facts.caller = event.caller();
                 }
             }
             EventKind::Queued => {
-                first_queued = Some(first_queued.map_or(event.at, |at| at.min(event.at)));
+                first_queued = Some(first_queued.map_or(at, |earliest| earliest.min(at)));
             }
             EventKind::Ended => {
-                facts.ended_at = Some(facts.ended_at.map_or(event.at, |at| at.min(event.at)));
+                facts.ended_at = Some(facts.ended_at.map_or(at, |earliest| earliest.min(at)));
             }
             EventKind::CallbackMade => {
-                out.push((event.at, Contribution::CallbackMade));
+                out.push((at, Contribution::CallbackMade));
                 facts.callbacks_made += 1;
                 facts.first_callback_made_at = Some(
                     facts
                         .first_callback_made_at
-                        .map_or(event.at, |at| at.min(event.at)),
+                        .map_or(at, |earliest| earliest.min(at)),
                 );
             }
             kind if kind.is_outcome() => {
                 // Earliest `at` wins, ties by the smaller event_id.
                 let wins = outcome.is_none_or(|current| {
-                    (event.at, &event.event_id) < (current.at, &current.event_id)
+                    (at, event.event_id()) < (current.at(), current.event_id())
                 });
                 if wins {
                     if let Some(loser) = outcome.replace(event) {
@@ -212,7 +239,7 @@ pub fn derive<'a>(
         }
     }
     if facts.caller.is_none() {
-        facts.caller = events.iter().find_map(|event| event.caller.as_deref());
+        facts.caller = events.iter().find_map(|event| event.caller());
     }
     if practice_level {
         out.sort_unstable();
@@ -220,27 +247,28 @@ pub fn derive<'a>(
     }
 
     for loser in &other_outcomes {
-        out.push((loser.at, Contribution::Conflict));
+        out.push((loser.at(), Contribution::Conflict));
     }
     facts.conflicting_outcomes = other_outcomes.len() as u64;
     facts.wait_start = first_queued.or(facts.offered_at);
 
     if let Some(outcome) = outcome {
-        facts.outcome = Some((outcome.kind, outcome.at));
-        facts.outcome_in_core_hours = is_core(outcome.at);
-        let in_core_hours = outcome.kind == EventKind::Diverted111 && facts.outcome_in_core_hours;
+        let (kind, outcome_at) = (outcome.kind(), outcome.at());
+        facts.outcome = Some((kind, outcome_at));
+        facts.outcome_in_core_hours = is_core(outcome_at);
+        let in_core_hours = kind == EventKind::Diverted111 && facts.outcome_in_core_hours;
         out.push((
-            outcome.at,
+            outcome_at,
             Contribution::Outcome {
-                kind: outcome.kind,
+                kind,
                 in_core_hours,
             },
         ));
         if let Some(wait_ms) = facts.wait_ms() {
-            out.push((outcome.at, Contribution::WaitMs(wait_ms)));
+            out.push((outcome_at, Contribution::WaitMs(wait_ms)));
         }
         if let Some(abandon_ms) = facts.abandon_ms() {
-            out.push((outcome.at, Contribution::AbandonMs(abandon_ms)));
+            out.push((outcome_at, Contribution::AbandonMs(abandon_ms)));
         }
         if let (Some(talk_ms), Some(ended)) = (facts.talk_ms(), facts.ended_at) {
             out.push((ended, Contribution::TalkMs(talk_ms)));
@@ -250,8 +278,8 @@ pub fn derive<'a>(
             out.push((made, Contribution::CallbackDelayMs(delay)));
         }
         if let Some(start) = facts.wait_start {
-            if start < outcome.at {
-                out.push((start, Contribution::WaitingUntil(outcome.at)));
+            if start < outcome_at {
+                out.push((start, Contribution::WaitingUntil(outcome_at)));
             }
         }
     } else if let Some(start) = facts.wait_start {

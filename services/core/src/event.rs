@@ -254,6 +254,7 @@ impl CallEvent {
 /// The wire shape before validation: strings borrowed where the JSON allows,
 /// so that a bad kind or timestamp is reported against its field.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct RawCallEvent<'a> {
     #[serde(borrow)]
     event_id: Cow<'a, str>,
@@ -276,8 +277,10 @@ struct RawCallEvent<'a> {
 impl<'a> RawCallEvent<'a> {
     /// The JSON object, its kind and its time, in that order of checks.
     fn parse(text: &'a str) -> Result<(RawCallEvent<'a>, EventKind, Timestamp), EventError> {
-        let raw: RawCallEvent<'_> =
-            serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?;
+        let raw = match RawCallEvent::parse_plain(text) {
+            Some(raw) => raw,
+            None => serde_json::from_str(text).map_err(|err| EventError::Json(err.to_string()))?,
+        };
         let kind = EventKind::parse(&raw.kind).ok_or_else(|| {
             EventError::invalid(
                 "kind",
@@ -289,6 +292,220 @@ impl<'a> RawCallEvent<'a> {
         })?;
         let at = Timestamp::parse_rfc3339(&raw.at)?;
         Ok((raw, kind, at))
+    }
+}
+
+impl<'a> RawCallEvent<'a> {
+    /// The plain shape every adapter writes, read without serde: one
+    /// object of the known fields, strings without escapes, in any order.
+    /// Anything else (an escape, an unknown or repeated field, a number
+    /// that is not a plain `u32`, bad JSON) gives `None`, and serde reads
+    /// it, with its error messages: the two agree on every line this one
+    /// accepts (`plain_reading_agrees_with_serde`).
+    fn parse_plain(text: &'a str) -> Option<RawCallEvent<'a>> {
+        let mut cursor = Plain {
+            bytes: text.as_bytes(),
+            text,
+            at: 0,
+        };
+        let (mut event_id, mut call_id, mut vendor, mut practice) = (None, None, None, None);
+        let (mut kind, mut at, mut caller, mut queue_position) = (None, None, None, None);
+        cursor.expect(b'{')?;
+        if cursor.peek()? == b'}' {
+            return None;
+        }
+        loop {
+            let key = cursor.string()?;
+            cursor.expect(b':')?;
+            let field = match key {
+                "event_id" => &mut event_id,
+                "vendor" => &mut vendor,
+                "practice" => &mut practice,
+                "kind" => &mut kind,
+                "at" => &mut at,
+                "call_id" => &mut call_id,
+                "caller" => &mut caller,
+                "queue_position" => {
+                    if queue_position.is_some() {
+                        return None;
+                    }
+                    queue_position = Some(cursor.optional_u32()?);
+                    if !cursor.next_member()? {
+                        break;
+                    }
+                    continue;
+                }
+                _ => return None,
+            };
+            if field.is_some() {
+                return None; // repeated: serde reports it
+            }
+            let optional = matches!(key, "call_id" | "caller");
+            *field = Some(if optional {
+                cursor.optional_string()?
+            } else {
+                Some(cursor.string()?)
+            });
+            if !cursor.next_member()? {
+                break;
+            }
+        }
+        if !cursor.rest_is_blank() {
+            return None;
+        }
+        Some(RawCallEvent {
+            event_id: Cow::Borrowed(event_id??),
+            call_id: call_id.flatten().map(Cow::Borrowed),
+            vendor: Cow::Borrowed(vendor??),
+            practice: Cow::Borrowed(practice??),
+            kind: Cow::Borrowed(kind??),
+            at: Cow::Borrowed(at??),
+            caller: caller.flatten().map(Cow::Borrowed),
+            queue_position: queue_position.flatten(),
+        })
+    }
+}
+
+/// Bytes that end a JSON string without escapes: the closing quote, or
+/// what only serde handles (an escape, a control character, an error).
+const ENDS_PLAIN_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Where the first byte of [`ENDS_PLAIN_STRING`] is, eight bytes at a
+/// time: values are short, so this beats both a byte loop and SIMD setup.
+fn plain_string_length(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut offset = 0;
+    while let Some(chunk) = bytes.get(offset..offset + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        // A byte is flagged (high bit set) when it equals `"` or `\\`, or
+        // is below 0x20; bytes of 0x80 and above are never flagged.
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+        let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+        let flagged = (zero_in(quote) | zero_in(backslash) | below_space) & HIGHS;
+        if flagged != 0 {
+            // The lowest flagged byte is exact (borrows only run upwards).
+            return Some(offset + (flagged.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    bytes[offset..]
+        .iter()
+        .position(|&b| ENDS_PLAIN_STRING[usize::from(b)])
+        .map(|position| offset + position)
+}
+
+/// A cursor over one line of JSON for [`RawCallEvent::parse_plain`].
+struct Plain<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Plain<'a> {
+    fn skip_blanks(&mut self) {
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_blanks();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let length = plain_string_length(&self.bytes[start..])?;
+        self.at = start + length;
+        if self.bytes[self.at] != b'"' {
+            return None;
+        }
+        self.at += 1;
+        // Quotes are ASCII, so both ends are character boundaries.
+        Some(&self.text[start..start + length])
+    }
+
+    fn null(&mut self) -> Option<bool> {
+        if self.peek()? == b'n' {
+            if self.bytes[self.at..].starts_with(b"null") {
+                self.at += 4;
+                return Some(true);
+            }
+            return None;
+        }
+        Some(false)
+    }
+
+    fn optional_string(&mut self) -> Option<Option<&'a str>> {
+        if self.null()? {
+            return Some(None);
+        }
+        self.string().map(Some)
+    }
+
+    fn optional_u32(&mut self) -> Option<Option<u32>> {
+        if self.null()? {
+            return Some(None);
+        }
+        let start = self.at;
+        let digits = self.bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let end = start + digits;
+        // A leading zero, a sign, a fraction or an exponent: serde decides.
+        if digits == 0
+            || (digits > 1 && self.bytes[start] == b'0')
+            || matches!(self.bytes.get(end), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        self.at = end;
+        self.text[start..end].parse().ok().map(Some)
+    }
+
+    /// After a member: true at a comma (another member follows), false
+    /// at the closing brace.
+    fn next_member(&mut self) -> Option<bool> {
+        match self.peek()? {
+            b',' => {
+                self.at += 1;
+                Some(true)
+            }
+            b'}' => {
+                self.at += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    fn rest_is_blank(&mut self) -> bool {
+        self.skip_blanks();
+        self.at == self.bytes.len()
     }
 }
 
@@ -314,7 +531,12 @@ fn check_id(field: &'static str, value: &str) -> Result<(), EventError> {
             format!("longer than {MAX_ID_LEN} bytes"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    let has_control = if value.is_ascii() {
+        value.bytes().any(|b| b.is_ascii_control())
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if has_control {
         return Err(EventError::invalid(field, "contains control characters"));
     }
     Ok(())
@@ -413,6 +635,121 @@ mod tests {
                 (Ok(parsed), Ok(())) => assert_eq!(parsed, reused),
                 (Err(expected), Err(actual)) => assert_eq!(expected, actual),
                 (expected, actual) => panic!("{text}: {expected:?} but {actual:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_adapters_shape_is_read_without_serde() {
+        let text = valid().to_json();
+        let plain = RawCallEvent::parse_plain(&text).expect("the plain shape");
+        assert_eq!(
+            Some(plain),
+            serde_json::from_str::<RawCallEvent<'_>>(&text).ok()
+        );
+        let spaced = " { \"kind\" : \"offered\" ,\t\"at\":\"2026-11-23T08:00:00Z\", \"event_id\":\"e1\", \"call_id\": null, \"vendor\":\"generic\",\"practice\":\"A81001\",\"queue_position\":null }\r";
+        assert!(RawCallEvent::parse_plain(spaced).is_some());
+        for serde_decides in [
+            r#"{"event_id":"e\"1","vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","call_id":"c"}"#,
+            r#"{"event_id":"e1","event_id":"e2","vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","call_id":"c"}"#,
+            r#"{"event_id":"e1","extra":1,"vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","call_id":"c"}"#,
+            r#"{"event_id":"e1","vendor":"generic","practice":"A81001","kind":"queued","at":"2026-11-23T08:00:00Z","call_id":"c","queue_position":1e2}"#,
+            r#"{"event_id":"e1","vendor":"generic","practice":"A81001","kind":"queued","at":"2026-11-23T08:00:00Z","call_id":"c"} x"#,
+            r#"{"vendor":"generic","practice":"A81001","kind":"offered","at":"2026-11-23T08:00:00Z","call_id":"c"}"#,
+        ] {
+            assert!(
+                RawCallEvent::parse_plain(serde_decides).is_none(),
+                "{serde_decides}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_scan_finds_what_the_byte_scan_finds(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let by_bytes = bytes.iter().position(|&b| ENDS_PLAIN_STRING[usize::from(b)]);
+            proptest::prop_assert_eq!(plain_string_length(&bytes), by_bytes);
+        }
+    }
+
+    mod plain_reading {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A JSON value as text: mostly what the fields hold, sometimes
+        /// anything JSON (or not) allows.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => "[a-zA-Z0-9:_\\-]{0,12}".prop_map(|s| format!("\"{s}\"")),
+                1 => any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+                1 => "[ -~]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                1 => "[a-z\\x00-\\x1f\\x7f\\u{80}-\\u{9f}é]{1,3}".prop_map(|s| format!("\"{s}\"")),
+                1 => Just("null".to_string()),
+                1 => any::<i64>().prop_map(|n| n.to_string()),
+                1 => any::<u32>().prop_map(|n| n.to_string()),
+                1 => prop::sample::select(vec!["01", "1.0", "2e1", "-0", "true", "[]", "{}"]).prop_map(str::to_string),
+            ]
+        }
+
+        fn blank() -> impl Strategy<Value = String> {
+            prop::sample::select(vec!["", "", "", " ", "\t", "\r\n", "  "]).prop_map(str::to_string)
+        }
+
+        fn member() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec![
+                "event_id",
+                "call_id",
+                "vendor",
+                "practice",
+                "kind",
+                "at",
+                "caller",
+                "queue_position",
+                "other",
+                "event\\u005fid",
+            ]);
+            (key, value(), blank(), blank())
+                .prop_map(|(key, value, a, b)| format!("{a}\"{key}\"{b}:{a}{value}{b}"))
+        }
+
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                prop::collection::vec(member(), 0..10)
+                    .prop_map(|members| format!("{{{}}}", members.join(","))),
+                // Every required field, so that whole objects parse too.
+                (
+                    prop::collection::vec(value(), 8),
+                    prop::sample::subsequence((0..8).collect::<Vec<usize>>(), 5..=8),
+                    blank()
+                )
+                    .prop_map(|(values, order, end)| {
+                        let keys = [
+                            "event_id",
+                            "vendor",
+                            "practice",
+                            "kind",
+                            "at",
+                            "call_id",
+                            "caller",
+                            "queue_position",
+                        ];
+                        let members: Vec<String> = order
+                            .iter()
+                            .map(|&i| format!("\"{}\":{}", keys[i], values[i]))
+                            .collect();
+                        format!("{{{}}}{end}", members.join(","))
+                    }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+            #[test]
+            fn plain_reading_agrees_with_serde(text in line()) {
+                if let Some(plain) = RawCallEvent::parse_plain(&text) {
+                    let by_serde = serde_json::from_str::<RawCallEvent<'_>>(&text);
+                    prop_assert_eq!(Some(plain), by_serde.ok(), "{}", text);
+                }
             }
         }
     }

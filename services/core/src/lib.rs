@@ -6,13 +6,15 @@
 //! - [`engine`]: the event-time engine: watermark, lateness, emission
 //! - [`record`]: the window metrics record (§4), call summaries, late events
 //! - [`calendar`]: GP core hours and bank holidays (§5)
-//! - [`replay`]: the engine over a file of JSON lines
+//! - [`batch`]: the contract over a whole input at once, for replay
+//! - [`replay`]: a file of JSON lines through [`batch`] and the alert rules
 //! - [`alert`]: alert rules: 111 diversions in core hours (issue #7)
 //! - [`thresholds`]: threshold alerts over window records, and the rules' configuration
 //! - [`feed_silence`]: a practice whose events stop in core hours (for operators)
 
 pub mod alert;
 pub mod alert_stream;
+pub mod batch;
 pub mod calendar;
 pub mod call;
 pub mod engine;

@@ -19,6 +19,11 @@ impl PracticeId {
         Some(PracticeId(u32::from(bytes[0] - b'A') * 100_000 + digits))
     }
 
+    /// The packed number: below 2^22 (`Z99999` is 2,599,999).
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
+
     pub fn to_code(self) -> String {
         let letter = char::from(b'A' + (self.0 / 100_000) as u8);
         format!("{letter}{:05}", self.0 % 100_000)

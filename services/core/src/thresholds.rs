@@ -733,8 +733,8 @@ impl ThresholdTracker {
 
 /// Every alert state of rule 2 for a set of window records, judged up to
 /// `horizon` (e.g. the end of the latest window).
-pub fn threshold_alerts(
-    windows: &[WindowMetrics],
+pub fn threshold_alerts<'a>(
+    windows: impl IntoIterator<Item = &'a WindowMetrics>,
     rules: Arc<AlertRules>,
     icbs: Arc<PracticeIcbs>,
     core_hours: &CoreHours,
