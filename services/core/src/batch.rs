@@ -13,6 +13,9 @@
 //! in it. `tests/batch.rs` checks the two against each other on random
 //! inputs.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::calendar::{CoreDayCache, CoreHours};
@@ -442,6 +445,9 @@ struct WindowStore {
     index: FxHashMap<u64, u32>,
     places: Vec<WindowPlace>,
     totals: Vec<WindowTotals>,
+    /// Per window size, the last window found: key, end and slot (at
+    /// first an end of 1970, before any valid event).
+    last: [(u64, Timestamp, u32); 4],
     day_cache: DayCache,
 }
 
@@ -482,12 +488,20 @@ impl WindowStore {
     }
 
     fn slot(&mut self, practice: PracticeId, size: WindowSize, at: Timestamp) -> u32 {
+        // A call's instants mostly share their hour and day: the last
+        // window of each size is looked up without hashing.
+        let (last_key, last_end, last_slot) = self.last[size.index()];
+        if last_key >> 32 == u64::from(practice.as_u32())
+            && at < last_end
+            && at.0 >= ((last_key & ((1 << 30) - 1)) as i64) * MINUTE_MS
+        {
+            return last_slot;
+        }
         let (start, end) = self.day_cache.bounds(size, at);
+        let key = window_key(practice, size, start);
         let next = self.totals.len() as u32;
-        let slot = *self
-            .index
-            .entry(window_key(practice, size, start))
-            .or_insert(next);
+        let slot = *self.index.entry(key).or_insert(next);
+        self.last[size.index()] = (key, end, slot);
         if slot == next {
             self.places.push(WindowPlace {
                 practice,
@@ -513,7 +527,7 @@ impl WindowStore {
 
         let mut records = Vec::with_capacity(order.len());
         let mut steps: Vec<(Timestamp, u64)> = Vec::new();
-        let mut edges: Vec<(Timestamp, i64)> = Vec::new();
+        let mut ends = BinaryHeap::new();
         let mut steps_of: Option<PracticeId> = None;
         let mut waiting_rest = &waiting[..];
         let mut code = String::new();
@@ -533,7 +547,7 @@ impl WindowStore {
                     .count();
                 let (mine, rest) = waiting_rest.split_at(count);
                 waiting_rest = rest;
-                waiting_steps(mine, &mut edges, &mut steps);
+                waiting_steps(mine, &mut ends, &mut steps);
                 steps_of = Some(place.practice);
                 code = place.practice.to_code();
             }
@@ -624,24 +638,36 @@ fn add_point(
 
 /// How many calls of one practice wait from each instant where that
 /// number changes: `(instant, calls waiting from it on)`, in time order.
+/// `intervals` are sorted by start; ends wait in a heap (a practice has
+/// few calls waiting at once), so nothing else needs sorting.
 fn waiting_steps(
     intervals: &[(PracticeId, Timestamp, Timestamp)],
-    edges: &mut Vec<(Timestamp, i64)>,
+    ends: &mut BinaryHeap<Reverse<Timestamp>>,
     steps: &mut Vec<(Timestamp, u64)>,
 ) {
-    edges.clear();
+    debug_assert!(intervals.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+    ends.clear();
     steps.clear();
+    // At one instant ends come before starts (an end is exclusive), and
+    // the step keeps the count after both.
+    let mut step = |at: Timestamp, waiting: usize| match steps.last_mut() {
+        Some(last) if last.0 == at => last.1 = waiting as u64,
+        _ => steps.push((at, waiting as u64)),
+    };
     for &(_, from, until) in intervals {
         debug_assert!(from < until, "empty waits are not placed");
-        edges.push((from, 1));
-        edges.push((until, -1));
+        while let Some(&Reverse(end)) = ends.peek() {
+            if end > from {
+                break;
+            }
+            ends.pop();
+            step(end, ends.len());
+        }
+        ends.push(Reverse(until));
+        step(from, ends.len());
     }
-    edges.sort_unstable();
-    let mut current = 0i64;
-    for at_one_instant in edges.chunk_by(|a, b| a.0 == b.0) {
-        current += at_one_instant.iter().map(|&(_, step)| step).sum::<i64>();
-        debug_assert!(current >= 0);
-        steps.push((at_one_instant[0].0, current as u64));
+    while let Some(Reverse(end)) = ends.pop() {
+        step(end, ends.len());
     }
 }
 
@@ -676,8 +702,8 @@ mod tests {
             (practice, ts(5), ts(15)),
             (practice, ts(10), ts(20)),
         ];
-        let (mut edges, mut steps) = (Vec::new(), Vec::new());
-        waiting_steps(&intervals, &mut edges, &mut steps);
+        let (mut ends, mut steps) = (BinaryHeap::new(), Vec::new());
+        waiting_steps(&intervals, &mut ends, &mut steps);
         assert_eq!(peak_in(&steps, ts(0), ts(60)), 2);
         assert_eq!(peak_in(&steps, ts(11), ts(60)), 2);
         assert_eq!(peak_in(&steps, ts(16), ts(60)), 1);
