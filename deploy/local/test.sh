@@ -24,6 +24,17 @@ trap cleanup EXIT
 
 "$SCRIPT_DIR/stack.sh" start
 
+# The dashboard's browser test drives Debian's headless Chromium through
+# chromedriver (services/dashboard/tests/browser.rs).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "test.sh: installing chromium and chromium-driver from apt"
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo -n)
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    --no-install-recommends chromium chromium-driver fonts-liberation
+fi
+
 export CALLPULSE_TEST_KAFKA=${CALLPULSE_TEST_KAFKA:-127.0.0.1:${CALLPULSE_KAFKA_PORT:-9092}}
 export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}}
 # Integration tests share one broker and one ClickHouse: run test binaries one

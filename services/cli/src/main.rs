@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use callpulse_core::replay::replay;
-use callpulse_core::{CoreHours, EngineConfig};
+use callpulse_core::replay::{replay_with, ReplayOptions};
+use callpulse_core::CoreHours;
 use clap::{Parser, Subcommand};
 
 /// callpulse: how patients get through on the phone to their GP practice.
@@ -145,6 +145,29 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         users_out: Option<PathBuf>,
     },
+    /// Serve the live web dashboard and its JSON API (docs/dashboard.md).
+    ///
+    /// England -> region -> ICB -> PCN -> practice: today's calls by 15
+    /// minutes beside the same weekday last week, answered and abandoned %
+    /// against England, wait percentiles, 111 diversions in core hours,
+    /// practices ranked, active alerts, an hour-by-weekday heat map; read from
+    /// ClickHouse's rollup views and refreshed every dashboard.refresh_seconds.
+    /// Each login token (dashboard.tokens_file, or CALLPULSE__DASHBOARD__TOKENS
+    /// as SCOPE=TOKEN pairs) sees England or one ICB; without one, no data.
+    /// Listens on dashboard.listen (127.0.0.1:8090).
+    ///
+    /// Example: callpulse dashboard --tokens services/dashboard/tokens.example.toml
+    Dashboard {
+        /// Tokens file (TOML); default: dashboard.tokens_file from the configuration.
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+        /// Address to listen on, e.g. 0.0.0.0:8090; default: dashboard.listen.
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<String>,
+        /// The London day to show (YYYY-MM-DD) instead of the latest with metrics.
+        #[arg(long, value_name = "DAY")]
+        day: Option<String>,
+    },
     /// Publish simulated calls for a few practices to Kafka.
     ///
     /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60
@@ -194,16 +217,33 @@ enum Command {
         /// or file (JSON lines for callpulse replay).
         #[arg(long, default_value = "kafka", value_parser = ["kafka", "http", "file"])]
         to: String,
-        /// With --to http: the endpoint [default: http://<adapters.listen>/v1/events].
+        /// With --to http: the endpoint [default: http://<adapters.listen>/v1/events];
+        /// with --format native, each vendor's route under the same base.
         #[arg(long)]
         url: Option<String>,
-        /// With --to file: where to write (- for standard output).
+        /// With --to file: where to write (- for standard output); with
+        /// --format native, a directory (one file per vendor, and mapping.toml).
         #[arg(long, value_name = "EVENTS.jsonl")]
         out: Option<PathBuf>,
         /// Faults to inject: duplicates, late (out-of-order and late events),
         /// silence (a practice's feed goes quiet), comma separated.
         #[arg(long, default_value = "")]
         faults: String,
+        /// canonical (callpulse's events), or native: each practice's
+        /// supplier's own records (Twilio webhooks, Amazon Connect contact
+        /// records, Asterisk queue_log and CDRs, Teams call records) for the
+        /// adapters (--to http or --to file; docs/simulator.md).
+        #[arg(long, value_enum, default_value_t = SimulateFormat::Canonical)]
+        format: SimulateFormat,
+        /// With --format native: mix (each practice a supplier, by seed), or
+        /// every practice on one: generic, twilio, amazon-connect, asterisk.
+        #[arg(long, default_value = "mix")]
+        vendors: String,
+        /// Write the adapters' practice mapping for the simulated practices'
+        /// vendor numbers, queues and accounts to FILE, then exit (load it with
+        /// callpulse adapters --mapping FILE).
+        #[arg(long, value_name = "FILE")]
+        write_mapping: Option<PathBuf>,
     },
     /// Compute final window metrics from a file of canonical events (JSON lines).
     ///
@@ -236,6 +276,15 @@ enum Command {
         #[arg(long, value_name = "FILE", env = "CALLPULSE_BANK_HOLIDAYS")]
         bank_holidays: Option<PathBuf>,
     },
+}
+
+/// What `callpulse simulate` delivers.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimulateFormat {
+    /// callpulse's canonical events.
+    Canonical,
+    /// Each practice's supplier's own records, for the adapters.
+    Native,
 }
 
 #[derive(Subcommand)]
@@ -390,6 +439,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime()?.block_on(callpulse_alerter::run(config, shutdown()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dashboard {
+            tokens,
+            listen,
+            day,
+        } => {
+            let mut config = load_config(cli.config.as_deref())?;
+            if let Some(tokens) = tokens {
+                config.dashboard.tokens_file = tokens.display().to_string();
+            }
+            if let Some(listen) = listen {
+                config.dashboard.listen = listen;
+            }
+            if let Some(day) = day {
+                config.dashboard.day = day;
+            }
+            runtime()?.block_on(callpulse_dashboard::run(config, shutdown()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let config = load_config(cli.config.as_deref())?;
             runtime()?.block_on(callpulse_sink::migrate::apply(&config))?;
@@ -420,8 +487,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             url,
             out,
             faults,
+            format,
+            vendors,
+            write_mapping,
         } => {
             let config = load_config(cli.config.as_deref())?;
+            let format = match format {
+                SimulateFormat::Canonical => callpulse_simulator::Format::Canonical,
+                SimulateFormat::Native => callpulse_simulator::Format::Native(
+                    callpulse_simulator::VendorMix::parse(&vendors)?,
+                ),
+            };
+            if let Some(path) = write_mapping {
+                let practices = simulated_practices(organisations.as_deref(), practices, spread)?;
+                std::fs::write(
+                    &path,
+                    callpulse_simulator::vendors::mapping_toml(&practices),
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!(
+                    "simulate: wrote the practice mapping of {} practices to {}",
+                    practices.len(),
+                    path.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let native = matches!(format, callpulse_simulator::Format::Native(_));
             let now = callpulse_runtime::wall_clock();
             let duration_ms = match (duration, minutes) {
                 (Some(text), _) => callpulse_simulator::parse_duration(&text)?,
@@ -439,6 +530,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "--rate / --demand must be positive"
             );
             let target = match to.as_str() {
+                // Native records go to each vendor's route under the same base.
                 "http" => callpulse_simulator::Target::Http {
                     url: url
                         .unwrap_or_else(|| format!("http://{}/v1/events", config.adapters.listen)),
@@ -446,7 +538,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .then(|| config.adapters.ingest_token.clone()),
                 },
                 "file" => callpulse_simulator::Target::File {
-                    path: out.context("--to file needs --out FILE (- for standard output)")?,
+                    path: out.context(if native {
+                        "--to file --format native needs --out DIRECTORY"
+                    } else {
+                        "--to file needs --out FILE (- for standard output)"
+                    })?,
                 },
                 _ => callpulse_simulator::Target::Kafka,
             };
@@ -464,11 +560,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 faults: callpulse_simulator::Faults::parse(&faults)?,
                 calendar: CoreHours::shipped(),
             };
-            runtime()?.block_on(callpulse_simulator::run_scenario(
+            runtime()?.block_on(callpulse_simulator::run_scenario_as(
                 &config,
                 scenario,
                 speed,
                 target,
+                format,
                 shutdown(),
             ))?;
             Ok(ExitCode::SUCCESS)
@@ -606,8 +703,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let core_hours = load_core_hours(bank_holidays.as_deref())?;
             let input = open_input(&events)?;
-            let output =
-                replay(input, EngineConfig::replay(core_hours)).context("reading events")?;
+            let options = ReplayOptions {
+                core_hours,
+                call_summaries: calls.is_some(),
+                alerts: alerts.is_some(),
+            };
+            let output = replay_with(input, options).context("reading events")?;
             write_lines(&metrics, &output.windows)?;
             if let Some(path) = calls {
                 write_lines(&path, &output.calls)?;

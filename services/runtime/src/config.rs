@@ -18,6 +18,7 @@ pub struct Config {
     pub adapters: AdaptersConfig,
     pub alerter: AlerterConfig,
     pub alerts: AlertsConfig,
+    pub dashboard: DashboardConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +169,36 @@ impl std::fmt::Debug for AlerterConfig {
             .field("smtp_server", &self.smtp_server)
             .field("smtp_from", &self.smtp_from)
             .field("smtp_helo", &self.smtp_helo)
+            .finish()
+    }
+}
+
+/// `callpulse dashboard` (docs/dashboard.md).
+#[derive(Clone, Deserialize)]
+pub struct DashboardConfig {
+    pub listen: String,
+    pub tokens_file: String,
+    pub tokens: String,
+    pub refresh_seconds: u64,
+    pub cache_ms: u64,
+    pub day: String,
+}
+
+/// Login tokens stay out of logs and panics.
+impl std::fmt::Debug for DashboardConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tokens = if self.tokens.is_empty() {
+            "<unset>"
+        } else {
+            "<set>"
+        };
+        f.debug_struct("DashboardConfig")
+            .field("listen", &self.listen)
+            .field("tokens_file", &self.tokens_file)
+            .field("tokens", &tokens)
+            .field("refresh_seconds", &self.refresh_seconds)
+            .field("cache_ms", &self.cache_ms)
+            .field("day", &self.day)
             .finish()
     }
 }

@@ -6,16 +6,22 @@
 //!   and faults on request.
 //! - [`run_scenario`]: delivers a scenario to Kafka, the adapters' HTTP
 //!   endpoint or a JSON-lines file, paced in (accelerated) real time.
+//! - [`vendors`]: each practice's supplier's own records (Twilio, Amazon
+//!   Connect, Asterisk, Teams, generic) for the model's calls, pure.
 //! - [`SimulationPlan`] / [`generate`]: the original flat model (a constant
 //!   rate per practice), kept for the end-to-end tests.
 
 pub mod model;
 pub mod practices;
 mod target;
+pub mod vendors;
 
 pub use model::{national_core_rate, Delivery, Faults, Scenario};
 pub use practices::{parse_organisations, spread, synthetic_practices, Practice};
-pub use target::{parse_duration, parse_speed, parse_start, run_scenario, RunStats, Target};
+pub use target::{
+    parse_duration, parse_speed, parse_start, run_scenario, run_scenario_as, RunStats, Target,
+};
+pub use vendors::{Format, VendorMix};
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -13,7 +13,10 @@ use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::model::{Delivery, Scenario};
+use std::collections::BTreeMap;
+
+use crate::model::{Delivery, Faults, Scenario};
+use crate::vendors::{self, Channel, Format, NativeRecord, NativeStream};
 
 /// Where the events go.
 #[derive(Debug, Clone)]
@@ -124,7 +127,22 @@ pub async fn run_scenario(
     target: Target,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunStats> {
-    let mut out = Output::open(config, &target).await?;
+    run_scenario_as(config, scenario, speed, target, Format::Canonical, shutdown).await
+}
+
+/// [`run_scenario`] in a chosen format: canonical events, or each
+/// practice's supplier's own records ([`Format::Native`]): to the
+/// adapters' vendor routes (`--to http`), or one file per vendor in the
+/// directory `path` (`--to file`, with the practice mapping as
+/// `mapping.toml`). Kafka takes canonical events only.
+pub async fn run_scenario_as(
+    config: &Config,
+    scenario: Scenario,
+    speed: Option<f64>,
+    target: Target,
+    format: Format,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunStats> {
     let start = scenario.start;
     info!(
         practices = scenario.practices.len(),
@@ -132,13 +150,100 @@ pub async fn run_scenario(
         duration_ms = scenario.duration_ms,
         speed = speed.map_or("max".to_string(), |s| format!("{s}x")),
         target = ?target,
+        format = ?format,
         "simulating"
     );
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Delivery>>(64);
+    let mix = match format {
+        Format::Canonical => {
+            let out = Output::open(config, &target).await?;
+            return pump(scenario, speed, out, shutdown, |s| Box::new(s.stream())).await;
+        }
+        Format::Native(mix) => mix,
+    };
+    if scenario.faults != Faults::default() {
+        bail!("--faults needs --format canonical: faults are not rendered in vendor formats yet");
+    }
+    let out = match &target {
+        Target::Kafka => {
+            bail!("--format native needs --to http (the adapters) or --to file: Kafka takes canonical events only")
+        }
+        Target::Http { url, token } => {
+            let base = url
+                .trim_end_matches('/')
+                .trim_end_matches("/v1/events")
+                .to_string();
+            NativeOutput::Http {
+                client: http_client()?,
+                base,
+                token: token.clone(),
+                twilio_token: (!config.adapters.twilio_auth_token.is_empty())
+                    .then(|| config.adapters.twilio_auth_token.clone()),
+                public_url: config.adapters.public_url.clone(),
+                requests: 0,
+            }
+        }
+        Target::File { path } => {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("creating the directory {}", path.display()))?;
+            let mapping = path.join("mapping.toml");
+            std::fs::write(&mapping, vendors::mapping_toml(&scenario.practices))
+                .with_context(|| format!("writing {}", mapping.display()))?;
+            NativeOutput::Files {
+                dir: path.clone(),
+                files: BTreeMap::new(),
+            }
+        }
+    };
+    let seed = scenario.seed;
+    pump(scenario, speed, out, shutdown, move |s| {
+        Box::new(NativeStream::new(s.stream(), mix, seed))
+    })
+    .await
+}
+
+/// Something delivered at a time.
+trait Timed {
+    fn deliver_at(&self) -> Timestamp;
+}
+
+impl Timed for Delivery {
+    fn deliver_at(&self) -> Timestamp {
+        self.deliver_at
+    }
+}
+
+impl Timed for NativeRecord {
+    fn deliver_at(&self) -> Timestamp {
+        self.deliver_at
+    }
+}
+
+/// Where batches go.
+trait Sink<T> {
+    /// Sends one batch; returns how many records were rejected.
+    async fn send(&mut self, items: &[T]) -> Result<u64>;
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// Runs the scenario's stream (made by `stream` on the generator thread)
+/// into `out`, paced.
+async fn pump<T, O>(
+    scenario: Scenario,
+    speed: Option<f64>,
+    mut out: O,
+    shutdown: impl Future<Output = ()>,
+    stream: impl for<'a> FnOnce(&'a Scenario) -> Box<dyn Iterator<Item = T> + 'a> + Send + 'static,
+) -> Result<RunStats>
+where
+    T: Timed + Send + 'static,
+    O: Sink<T>,
+{
+    let start = scenario.start;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<T>>(64);
     let generator = std::thread::spawn(move || {
         let mut chunk = Vec::with_capacity(BATCH);
-        for delivery in scenario.stream() {
-            chunk.push(delivery);
+        for item in stream(&scenario) {
+            chunk.push(item);
             if chunk.len() == BATCH && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
                 return;
             }
@@ -151,7 +256,7 @@ pub async fn run_scenario(
     let started = Instant::now();
     let mut last_report = started;
     let mut stats = RunStats::default();
-    let mut batch: Vec<CallEvent> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<T> = Vec::with_capacity(BATCH);
     let mut stopped = false;
     'outer: loop {
         let chunk = tokio::select! {
@@ -159,11 +264,12 @@ pub async fn run_scenario(
             chunk = rx.recv() => chunk,
         };
         let Some(chunk) = chunk else { break };
-        for delivery in chunk {
+        for item in chunk {
+            let deliver_at = item.deliver_at();
             if let Some(speed) = speed {
                 let due = started
                     + Duration::from_millis(
-                        ((delivery.deliver_at.0 - start.0) as f64 / speed).max(0.0) as u64,
+                        ((deliver_at.0 - start.0) as f64 / speed).max(0.0) as u64
                     );
                 if due > Instant::now() {
                     if !batch.is_empty() {
@@ -180,8 +286,8 @@ pub async fn run_scenario(
                     }
                 }
             }
-            stats.last = Some(delivery.event.at);
-            batch.push(delivery.event);
+            stats.last = Some(deliver_at);
+            batch.push(item);
             if batch.len() >= BATCH {
                 tokio::select! {
                     _ = &mut shutdown => { stopped = true; break 'outer },
@@ -218,6 +324,13 @@ pub async fn run_scenario(
     Ok(stats)
 }
 
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")
+}
+
 enum Output {
     Kafka {
         producer: rdkafka::producer::FutureProducer,
@@ -242,10 +355,7 @@ impl Output {
                 }
             }
             Target::Http { url, token } => Output::Http {
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .context("building the HTTP client")?,
+                client: http_client()?,
                 url: url.clone(),
                 token: token.clone(),
             },
@@ -262,20 +372,31 @@ impl Output {
             }
         })
     }
+}
 
-    /// Sends one batch; returns how many events were rejected.
-    async fn send(&mut self, events: &[CallEvent]) -> Result<u64> {
+impl Sink<Delivery> for Output {
+    async fn send(&mut self, deliveries: &[Delivery]) -> Result<u64> {
         match self {
             Output::Kafka { producer, topic } => {
-                crate::publish(producer, topic, events).await?;
+                let events: Vec<CallEvent> = deliveries.iter().map(|d| d.event.clone()).collect();
+                crate::publish(producer, topic, &events).await?;
                 Ok(0)
             }
             Output::Http { client, url, token } => {
-                post(client, url, token.as_deref(), events).await
+                let mut body = String::with_capacity(deliveries.len() * 260 + 2);
+                body.push('[');
+                for (i, delivery) in deliveries.iter().enumerate() {
+                    if i > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&delivery.event.to_json());
+                }
+                body.push(']');
+                post(client, url, token.as_deref(), "application/json", &[], body).await
             }
             Output::File(writer) => {
-                for event in events {
-                    writeln!(writer, "{}", event.to_json()).context("writing events")?;
+                for delivery in deliveries {
+                    writeln!(writer, "{}", delivery.event.to_json()).context("writing events")?;
                 }
                 writer.flush().context("writing events")?;
                 Ok(0)
@@ -291,30 +412,206 @@ impl Output {
     }
 }
 
-/// Posts a JSON array of canonical events; retries while the adapters
-/// answer 503 (Kafka not acknowledging) or cannot be reached.
+/// Where vendor-native records go.
+enum NativeOutput {
+    /// The adapters' routes under `base` (`http://127.0.0.1:8088`).
+    Http {
+        client: reqwest::Client,
+        base: String,
+        /// Bearer token (and Firehose access key) for every route but Twilio's.
+        token: Option<String>,
+        /// `adapters.twilio_auth_token`: sign Twilio requests when set.
+        twilio_token: Option<String>,
+        /// `adapters.public_url`: the URL Twilio requests are signed for.
+        public_url: String,
+        /// Firehose request ids.
+        requests: u64,
+    },
+    /// One file per channel in `dir`.
+    Files {
+        dir: PathBuf,
+        files: BTreeMap<Channel, std::io::BufWriter<std::fs::File>>,
+    },
+}
+
+/// Twilio webhooks in flight at once: each is its own request, answered
+/// only once Kafka has its events.
+const TWILIO_CONCURRENCY: usize = 16;
+
+impl Sink<NativeRecord> for NativeOutput {
+    async fn send(&mut self, records: &[NativeRecord]) -> Result<u64> {
+        match self {
+            NativeOutput::Files { dir, files } => {
+                for record in records {
+                    let file = match files.entry(record.channel) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let path = dir.join(record.channel.file_name());
+                            let file = std::fs::File::create(&path)
+                                .with_context(|| format!("creating {}", path.display()))?;
+                            e.insert(std::io::BufWriter::new(file))
+                        }
+                    };
+                    writeln!(file, "{}", record.file_line()).context("writing vendor records")?;
+                }
+                Ok(0)
+            }
+            NativeOutput::Http {
+                client,
+                base,
+                token,
+                twilio_token,
+                public_url,
+                requests,
+            } => {
+                let mut rejected = 0;
+                for channel in Channel::ALL {
+                    let group: Vec<&NativeRecord> =
+                        records.iter().filter(|r| r.channel == channel).collect();
+                    if group.is_empty() {
+                        continue;
+                    }
+                    let url = format!("{base}{}", channel.route());
+                    rejected += match channel {
+                        Channel::Twilio => {
+                            let sign_url =
+                                format!("{}{}", public_url.trim_end_matches('/'), channel.route());
+                            post_twilio(client, &url, twilio_token.as_deref(), &sign_url, &group)
+                                .await?
+                        }
+                        Channel::AmazonConnect => {
+                            *requests += 1;
+                            let (body, request_id) = firehose_body(&group, *requests);
+                            let mut headers = vec![("x-amz-firehose-request-id", request_id)];
+                            if let Some(token) = token {
+                                headers.push(("x-amz-firehose-access-key", token.clone()));
+                            }
+                            post(client, &url, None, "application/json", &headers, body).await?
+                        }
+                        Channel::AsteriskCdr | Channel::AsteriskQueueLog => {
+                            let body: String = group.iter().map(|r| r.file_line() + "\n").collect();
+                            post(client, &url, token.as_deref(), "text/plain", &[], body).await?
+                        }
+                        Channel::Generic | Channel::Teams => {
+                            let lines: Vec<String> = group.iter().map(|r| r.file_line()).collect();
+                            let body = format!("[{}]", lines.join(","));
+                            post(
+                                client,
+                                &url,
+                                token.as_deref(),
+                                "application/json",
+                                &[],
+                                body,
+                            )
+                            .await?
+                        }
+                    };
+                }
+                Ok(rejected)
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let NativeOutput::Files { files, .. } = self {
+            for file in files.values_mut() {
+                file.flush().context("writing vendor records")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An Amazon Data Firehose HTTP endpoint delivery of contact records (one
+/// record per CTR, base64), and its request id.
+fn firehose_body(records: &[&NativeRecord], n: u64) -> (String, String) {
+    use base64::Engine as _;
+    let request_id = vendors_guid(n);
+    let timestamp = records.last().map_or(0, |r| r.deliver_at.0);
+    let data: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({"data": base64::engine::general_purpose::STANDARD.encode(r.file_line())})
+        })
+        .collect();
+    let body =
+        serde_json::json!({"requestId": request_id, "timestamp": timestamp, "records": data});
+    (body.to_string(), request_id)
+}
+
+fn vendors_guid(n: u64) -> String {
+    format!(
+        "{:08x}-0000-4000-8000-{:012x}",
+        n >> 32,
+        n & 0xffff_ffff_ffff
+    )
+}
+
+/// Posts Twilio webhooks, one request each, a few at a time, signed when
+/// the adapters check signatures.
+async fn post_twilio(
+    client: &reqwest::Client,
+    url: &str,
+    auth_token: Option<&str>,
+    sign_url: &str,
+    records: &[&NativeRecord],
+) -> Result<u64> {
+    let mut rejected = 0;
+    for chunk in records.chunks(TWILIO_CONCURRENCY) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for record in chunk {
+            let vendors::Body::Params(params) = &record.body else {
+                continue;
+            };
+            let mut headers = Vec::new();
+            if let Some(token) = auth_token {
+                headers.push((
+                    "x-twilio-signature",
+                    vendors::twilio_signature(token, sign_url, params),
+                ));
+            }
+            let body = vendors::form_encode(params);
+            let (client, url) = (client.clone(), url.to_string());
+            tasks.spawn(async move {
+                post(
+                    &client,
+                    &url,
+                    None,
+                    "application/x-www-form-urlencoded",
+                    &headers,
+                    body,
+                )
+                .await
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            rejected += result.context("a Twilio request task failed")??;
+        }
+    }
+    Ok(rejected)
+}
+
+/// Posts one body; retries while the adapters answer 503 (Kafka not
+/// acknowledging) or cannot be reached. Returns how many records the
+/// adapters rejected (422).
 async fn post(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
-    events: &[CallEvent],
+    content_type: &str,
+    headers: &[(&'static str, String)],
+    body: String,
 ) -> Result<u64> {
-    let mut body = String::with_capacity(events.len() * 260 + 2);
-    body.push('[');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&event.to_json());
-    }
-    body.push(']');
     let mut attempt = 0u32;
     loop {
         attempt += 1;
         let mut request = client
             .post(url)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body.clone());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -326,7 +623,7 @@ async fn post(
                     200 => return Ok(0),
                     422 => {
                         let rejected = text.matches("\"index\"").count() as u64;
-                        warn!(rejected, answer = %text.chars().take(300).collect::<String>(), "the adapters rejected events");
+                        warn!(rejected, answer = %text.chars().take(300).collect::<String>(), "the adapters rejected records");
                         return Ok(rejected);
                     }
                     503 => format!("503 {}", text.chars().take(200).collect::<String>()),
