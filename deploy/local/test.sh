@@ -43,6 +43,11 @@ export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:$
 cargo build --locked -p callpulse-cli
 cargo test --workspace --locked "$@" -- --test-threads=2
 
+# `callpulse replay` against an independent reading of metrics.md (a Python
+# reference written without the Rust code): hand-computed golden cases and
+# random inputs, compared field by field (tests/reference/README.md).
+python3 tests/reference/differential.py --seeds 300 --bin target/debug/callpulse
+
 # The schema and the analysts' queries on current ClickHouse too (26.9,
 # embedded through the chdb-core wheel): the local server is 18.16.
 python3 -m pip install --quiet --disable-pip-version-check chdb-core==26.9.0
