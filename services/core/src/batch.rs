@@ -375,7 +375,13 @@ impl Batch {
             }
         }
 
-        for (index, call) in self.calls.iter().enumerate() {
+        // A practice's calls one after another: its windows stay in cache.
+        let mut by_practice: Vec<(u32, u32)> = (0..self.calls.len() as u32)
+            .map(|index| (self.calls[index as usize].practice.as_u32(), index))
+            .collect();
+        by_practice.sort_unstable();
+        for (_, index) in by_practice {
+            let (index, call) = (index as usize, &self.calls[index as usize]);
             let range = call_starts[index] as usize..call_starts[index + 1] as usize;
             held.clear();
             held.extend(
