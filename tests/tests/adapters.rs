@@ -5,9 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use callpulse_adapters::bounds::TimeBounds;
 use callpulse_adapters::http::{serve, IngestState, TwilioAuth};
 use callpulse_adapters::import::{checkpoint_path, import_file, FileOutcome};
 use callpulse_adapters::publish::Publisher;
+use callpulse_adapters::throttle::Throttle;
 use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::{read_topic, test_config};
@@ -24,6 +26,14 @@ struct Server {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The tests' events are on fixed days: times are not bounded unless a
+/// test asks for it.
+fn unbounded(mut config: Config) -> Config {
+    config.adapters.max_event_age_ms = 0;
+    config.adapters.max_event_lead_ms = 0;
+    config
+}
+
 async fn start(
     config: &Config,
     mapping: PracticeMapping,
@@ -38,6 +48,14 @@ async fn start(
         max_body_bytes: config.adapters.max_body_bytes,
         ingest_token: ingest_token.map(str::to_string),
         twilio,
+        time_bounds: TimeBounds {
+            max_age_ms: config.adapters.max_event_age_ms,
+            max_lead_ms: config.adapters.max_event_lead_ms,
+        },
+        throttle: Throttle::new(
+            config.adapters.sender_records_per_second,
+            config.adapters.sender_burst_records,
+        ),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -75,7 +93,7 @@ fn dead_letters_on(config: &Config, expected: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_lettered() {
-    let mut config = test_config("adapters_http");
+    let mut config = unbounded(test_config("adapters_http"));
     config.adapters.max_body_bytes = 4096;
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
@@ -178,7 +196,7 @@ async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_unreachable_is_503_with_retry_after() {
-    let mut config = test_config("adapters_down");
+    let mut config = unbounded(test_config("adapters_down"));
     config.kafka.brokers = "127.0.0.1:1".into();
     config.adapters.kafka_timeout_ms = 1500;
     let server = start(
@@ -413,4 +431,97 @@ async fn amazon_connect_firehose_delivery_is_acknowledged_in_firehose_terms() {
     expected.sort_by(|a, b| a.event_id.cmp(&b.event_id).then(a.at.cmp(&b.at)));
     assert_eq!(published, expected);
     assert_eq!(dead_letters_on(&config, rejected).len(), rejected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implausible_times_are_refused_and_a_flooding_sender_is_told_to_wait() {
+    let mut config = test_config("adapters_bounds");
+    config.adapters.max_event_lead_ms = 5 * 60_000;
+    config.adapters.max_event_age_ms = 7 * 86_400_000;
+    config.adapters.sender_records_per_second = 2;
+    config.adapters.sender_burst_records = 3;
+    kafka::ensure_topics(&config.kafka, &config.topics.all())
+        .await
+        .unwrap();
+    let server = start(
+        &config,
+        PracticeMapping::default(),
+        None,
+        TwilioAuth::Disabled,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let post = |body: String| {
+        client
+            .post(format!("{}/v1/events", server.base))
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let at = |offset_ms: i64| {
+        Timestamp(callpulse_runtime::wall_clock().0 + offset_ms).to_rfc3339_millis()
+    };
+    let mut now_event = event("t1", "offered", None);
+    now_event["at"] = json!(at(-1_000));
+    let mut ahead = event("t2", "offered", None);
+    ahead["at"] = json!(at(2 * 3_600_000));
+    let mut old = event("t3", "offered", None);
+    old["at"] = json!(at(-30 * 86_400_000));
+    let response = post(json!([now_event, ahead, old]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 1);
+    for (index, words) in [
+        (0, "after the record arrived"),
+        (1, "before the record arrived"),
+    ] {
+        let rejected = &body["rejected"][index];
+        assert_eq!(rejected["code"], "implausible_time", "{body}");
+        assert_eq!(rejected["field"], "at");
+        assert!(
+            rejected["error"].as_str().unwrap().contains(words),
+            "{body}"
+        );
+    }
+    // The burst of 3 records is spent: the next request, at once, waits.
+    let response = post(json!([now_event]).to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(
+        response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "too_many_records"
+    );
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("callpulse_adapter_throttled_total{vendor=\"generic\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("code=\"implausible_time\"} 2"),
+        "{metrics}"
+    );
+
+    let dead = dead_letters_on(&config, 2);
+    assert_eq!(dead.len(), 2, "both refusals are dead-lettered: {dead:?}");
+    // Only the plausible event reached Kafka: not the refused ones, nor
+    // the throttled request (asking for two waits the full time).
+    let published = events_on(&config, 2);
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].1.event_id, "t1");
 }

@@ -272,6 +272,12 @@ async fn events_sent_twice_through_the_adapter_are_counted_once() {
         max_body_bytes: 1 << 20,
         ingest_token: None,
         twilio: TwilioAuth::Disabled,
+        // Simulated events on a fixed day: not bounded by arrival time.
+        time_bounds: callpulse_adapters::bounds::TimeBounds {
+            max_age_ms: 0,
+            max_lead_ms: 0,
+        },
+        throttle: callpulse_adapters::throttle::Throttle::new(0, 0),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1/events", listener.local_addr().unwrap());

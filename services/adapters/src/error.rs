@@ -34,6 +34,9 @@ pub enum AdaptError {
     /// The canonical event built from the record broke a rule of metrics.md §1.
     #[error("canonical event: {0}")]
     Event(EventError),
+    /// An event time far from when the record arrived ([`crate::bounds`]).
+    #[error("field `at`: {at} is {reason}")]
+    ImplausibleTime { at: String, reason: String },
 }
 
 impl From<EventError> for AdaptError {
@@ -75,6 +78,7 @@ impl AdaptError {
                 identifier_kind, ..
             } => Some(identifier_kind),
             AdaptError::Event(err) => err.field(),
+            AdaptError::ImplausibleTime { .. } => Some("at"),
             AdaptError::Malformed { .. } | AdaptError::TooLarge { .. } => None,
         }
     }
@@ -87,6 +91,7 @@ impl AdaptError {
             AdaptError::UnmappedPractice { .. } => "unmapped_practice",
             AdaptError::TooLarge { .. } => "too_large",
             AdaptError::Event(_) => "invalid_event",
+            AdaptError::ImplausibleTime { .. } => "implausible_time",
         }
     }
 }

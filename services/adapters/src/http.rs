@@ -33,8 +33,10 @@ use callpulse_core::{CallEvent, Timestamp};
 use callpulse_runtime::metrics::Registry;
 use serde_json::{json, value::RawValue};
 
+use crate::bounds::TimeBounds;
 use crate::file::Rejection;
 use crate::publish::{PublishError, Publisher};
+use crate::throttle::Throttle;
 use crate::{AdaptContext, AdaptError, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_runtime::wall_clock as now;
 
@@ -50,6 +52,10 @@ pub struct IngestState {
     /// Bearer token for every route but Twilio's (which is signed); `None`: open.
     pub ingest_token: Option<String>,
     pub twilio: TwilioAuth,
+    /// How far from arrival event times may be ([`crate::bounds`]).
+    pub time_bounds: TimeBounds,
+    /// Records per second per sender ([`crate::throttle`]).
+    pub throttle: Throttle,
 }
 
 #[derive(Clone)]
@@ -123,6 +129,22 @@ impl IngestState {
             ingest_token: (!adapters.ingest_token.is_empty())
                 .then(|| adapters.ingest_token.clone()),
             twilio,
+            // The demo replays a past day, accelerated: its times are not bounded.
+            time_bounds: if demo {
+                TimeBounds {
+                    max_age_ms: 0,
+                    max_lead_ms: 0,
+                }
+            } else {
+                TimeBounds {
+                    max_age_ms: adapters.max_event_age_ms,
+                    max_lead_ms: adapters.max_event_lead_ms,
+                }
+            },
+            throttle: Throttle::new(
+                adapters.sender_records_per_second,
+                adapters.sender_burst_records,
+            ),
         })
     }
 }
@@ -336,6 +358,23 @@ async fn ingest(state: &IngestState, vendor: Vendor, records: Vec<String>) -> Re
     publish_results(state, vendor, results, received_at).await
 }
 
+/// Who sent a request, for its record budget: the vendor's route (one
+/// credential each), and for Twilio the account, which signs its own.
+fn sender(vendor: Vendor, results: &[(String, crate::Adapted)]) -> String {
+    if vendor == Vendor::Twilio {
+        let account = results.first().and_then(|(body, _)| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(body)
+                .ok()?
+                .into_iter()
+                .find_map(|(name, value)| (name == "AccountSid").then_some(value))
+        });
+        if let Some(account) = account {
+            return format!("twilio:{account}");
+        }
+    }
+    vendor.name().to_string()
+}
+
 /// Publishes what the records gave and answers for the whole request.
 async fn publish_results(
     state: &IngestState,
@@ -343,11 +382,36 @@ async fn publish_results(
     results: Vec<(String, Result<Vec<CallEvent>, AdaptError>)>,
     received_at: Timestamp,
 ) -> Response {
+    let records = results.len();
+    if let Err(wait_s) = state
+        .throttle
+        .take(&sender(vendor, &results), records, received_at.0)
+    {
+        state.metrics.inc(
+            "callpulse_adapter_throttled_total",
+            "Requests refused (429) because their sender exceeded its records per second.",
+            &[("vendor", vendor.name())],
+        );
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_records",
+            &format!(
+                "this sender is over adapters.sender_records_per_second; nothing was accepted, retry in {wait_s} s"
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
+        return response;
+    }
     let mut events = Vec::new();
     let mut rejections = Vec::new();
     let mut rejected_json = Vec::new();
-    let records = results.len();
     for (position, (record, result)) in results.into_iter().enumerate() {
+        let result = result.and_then(|adapted| {
+            state.time_bounds.check(&adapted, received_at)?;
+            Ok(adapted)
+        });
         match result {
             Ok(mut adapted) => events.append(&mut adapted),
             Err(err) => {

@@ -13,6 +13,7 @@
 
 use callpulse_core::CallEvent;
 
+pub mod bounds;
 pub mod error;
 pub mod file;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod pseudonym;
 pub mod publish;
 pub mod redact;
 pub mod settings;
+pub mod throttle;
 pub mod timefmt;
 pub mod vendors;
 

@@ -91,6 +91,10 @@ pub struct AdaptersConfig {
     pub ingest_token: String,
     pub max_body_bytes: usize,
     pub kafka_timeout_ms: u64,
+    pub max_event_lead_ms: i64,
+    pub max_event_age_ms: i64,
+    pub sender_records_per_second: u32,
+    pub sender_burst_records: u32,
 }
 
 /// Secrets stay out of logs and panics.
@@ -107,6 +111,10 @@ impl std::fmt::Debug for AdaptersConfig {
             .field("ingest_token", &hidden(&self.ingest_token))
             .field("max_body_bytes", &self.max_body_bytes)
             .field("kafka_timeout_ms", &self.kafka_timeout_ms)
+            .field("max_event_lead_ms", &self.max_event_lead_ms)
+            .field("max_event_age_ms", &self.max_event_age_ms)
+            .field("sender_records_per_second", &self.sender_records_per_second)
+            .field("sender_burst_records", &self.sender_burst_records)
             .finish()
     }
 }

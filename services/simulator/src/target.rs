@@ -592,7 +592,7 @@ async fn post_twilio(
 }
 
 /// Posts one body; retries while the adapters answer 503 (Kafka not
-/// acknowledging) or cannot be reached. Returns how many records the
+/// acknowledging) or 429 (over the sender's budget), or cannot be reached. Returns how many records the
 /// adapters rejected (422).
 async fn post(
     client: &reqwest::Client,
@@ -626,7 +626,9 @@ async fn post(
                         warn!(rejected, answer = %text.chars().take(300).collect::<String>(), "the adapters rejected records");
                         return Ok(rejected);
                     }
-                    503 => format!("503 {}", text.chars().take(200).collect::<String>()),
+                    503 | 429 => {
+                        format!("{status} {}", text.chars().take(200).collect::<String>())
+                    }
                     _ => bail!(
                         "POST {url}: {status} {}",
                         text.chars().take(300).collect::<String>()

@@ -122,6 +122,9 @@ async fn a_simulated_vendor_mix_through_callpulse_adapters_reaches_kafka_without
         ),
         ("CALLPULSE__ADAPTERS__PUBLIC_URL", base.clone()),
         ("CALLPULSE__ADAPTERS__INGEST_TOKEN", INGEST_TOKEN.into()),
+        // A fixed simulated day: event times are not bounded by arrival.
+        ("CALLPULSE__ADAPTERS__MAX_EVENT_AGE_MS", "0".into()),
+        ("CALLPULSE__ADAPTERS__MAX_EVENT_LEAD_MS", "0".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
