@@ -445,12 +445,52 @@ fn window_key(practice: PracticeId, size: WindowSize, start: Timestamp) -> u64 {
         | (start.0 / MINUTE_MS) as u64
 }
 
+/// A vector in fixed chunks: window totals are large, and growing one
+/// vector would copy all of them at every doubling.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK: usize = 4096;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, value: T) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(value);
+        self.len += 1;
+    }
+
+    fn get(&self, index: u32) -> &T {
+        &self.chunks[index as usize / CHUNK][index as usize % CHUNK]
+    }
+
+    fn get_mut(&mut self, index: u32) -> &mut T {
+        &mut self.chunks[index as usize / CHUNK][index as usize % CHUNK]
+    }
+}
+
 /// Windows that only grow, found by key.
 #[derive(Default)]
 struct WindowStore {
     index: FxHashMap<u64, u32>,
     places: Vec<WindowPlace>,
-    totals: Vec<WindowTotals>,
+    totals: Chunked<WindowTotals>,
     /// Per window size, the last window found: key, end and slot (at
     /// first an end of 1970, before any valid event).
     last: [(u64, Timestamp, u32); 4],
@@ -480,7 +520,7 @@ impl WindowStore {
             }
             for &(_, contribution) in points {
                 for &slot in &slots {
-                    add_point(&mut self.totals[slot as usize], slot, contribution, callers);
+                    add_point(self.totals.get_mut(slot), slot, contribution, callers);
                 }
             }
         }
@@ -538,7 +578,7 @@ impl WindowStore {
         let mut waiting_rest = &waiting[..];
         let mut code = String::new();
         for (_, slot) in order {
-            let (place, totals) = (&self.places[slot as usize], &self.totals[slot as usize]);
+            let (place, totals) = (&self.places[slot as usize], self.totals.get(slot));
             if steps_of != Some(place.practice) {
                 // Waiting intervals are sorted by practice, as windows are.
                 while waiting_rest
