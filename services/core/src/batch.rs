@@ -19,7 +19,7 @@ use std::collections::BinaryHeap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::calendar::{CoreDayCache, CoreHours};
-use crate::call::{derive, Contribution, HeldEvent, Placed};
+use crate::call::{derive, outcome_slot, Contribution, HeldEvent, Placed, SummaryOf};
 use crate::event::{CallEvent, EventKind};
 use crate::practice::PracticeId;
 use crate::record::{histogram_bucket, CallSummary, Histogram, WindowMetrics};
@@ -165,18 +165,6 @@ struct WindowTotals {
     waits: Durations,
     abandons: Durations,
     talks: Durations,
-}
-
-fn outcome_slot(kind: EventKind) -> usize {
-    match kind {
-        EventKind::Answered => 0,
-        EventKind::CallbackRequested => 1,
-        EventKind::Abandoned => 2,
-        EventKind::Missed => 3,
-        EventKind::IvrEnded => 4,
-        EventKind::Diverted111 => 5,
-        other => unreachable!("{other:?} is not an outcome"),
-    }
 }
 
 /// Collects validated events, then evaluates them all in [`Batch::finish`].
@@ -401,29 +389,14 @@ impl Batch {
                 windows.add(call.practice, at_one_instant, &mut waiting, &mut callers);
             }
             if with_calls && !call.practice_level {
-                output.calls.push(CallSummary {
+                output.calls.push(facts.summary(SummaryOf {
                     practice: call.practice.to_code(),
                     vendor: self.vendors[usize::from(call.vendor)].to_string(),
                     call_id: call_id_of[index].to_string(),
                     revision: u64::from(call.events),
                     is_final: true,
-                    caller: facts.caller.map(str::to_string),
-                    offered_at: facts.offered_at,
-                    wait_start_at: facts.wait_start,
-                    outcome: facts.outcome.map(|(kind, _)| kind),
-                    outcome_at: facts.outcome.map(|(_, at)| at),
-                    outcome_in_core_hours: facts.outcome.is_some() && facts.outcome_in_core_hours,
-                    wait_ms: facts.wait_ms(),
-                    abandon_ms: facts.abandon_ms(),
-                    talk_ms: facts.talk_ms(),
-                    ended_at: facts.ended_at,
-                    callback_requested_at: facts.callback_requested_at(),
-                    first_callback_made_at: facts.first_callback_made_at,
-                    callbacks_made: facts.callbacks_made,
-                    callback_delay_ms: facts.callback_delay_ms(),
-                    conflicting_outcomes: facts.conflicting_outcomes,
                     events: u64::from(call.events),
-                });
+                }));
             }
         }
         output.windows = windows.into_records(waiting);

@@ -147,6 +147,60 @@ impl CallFacts<'_> {
 }
 
 /// `to - from` in milliseconds; a negative duration is clamped to 0 (§2).
+/// Who a call summary is about, and how it stands.
+#[derive(Debug, Clone)]
+pub struct SummaryOf {
+    pub practice: String,
+    pub vendor: String,
+    pub call_id: String,
+    pub revision: u64,
+    pub is_final: bool,
+    /// Every copy of every event the call holds.
+    pub events: u64,
+}
+
+impl CallFacts<'_> {
+    /// The call summary these facts give.
+    pub fn summary(&self, of: SummaryOf) -> crate::record::CallSummary {
+        crate::record::CallSummary {
+            practice: of.practice,
+            vendor: of.vendor,
+            call_id: of.call_id,
+            revision: of.revision,
+            is_final: of.is_final,
+            caller: self.caller.map(str::to_string),
+            offered_at: self.offered_at,
+            wait_start_at: self.wait_start,
+            outcome: self.outcome.map(|(kind, _)| kind),
+            outcome_at: self.outcome.map(|(_, at)| at),
+            outcome_in_core_hours: self.outcome.is_some() && self.outcome_in_core_hours,
+            wait_ms: self.wait_ms(),
+            abandon_ms: self.abandon_ms(),
+            talk_ms: self.talk_ms(),
+            ended_at: self.ended_at,
+            callback_requested_at: self.callback_requested_at(),
+            first_callback_made_at: self.first_callback_made_at,
+            callbacks_made: self.callbacks_made,
+            callback_delay_ms: self.callback_delay_ms(),
+            conflicting_outcomes: self.conflicting_outcomes,
+            events: of.events,
+        }
+    }
+}
+
+/// Where a counted outcome is tallied in a window's `outcomes` array.
+pub fn outcome_slot(kind: EventKind) -> usize {
+    match kind {
+        EventKind::Answered => 0,
+        EventKind::CallbackRequested => 1,
+        EventKind::Abandoned => 2,
+        EventKind::Missed => 3,
+        EventKind::IvrEnded => 4,
+        EventKind::Diverted111 => 5,
+        other => unreachable!("{other:?} is not an outcome"),
+    }
+}
+
 pub fn clamped_ms(from: Timestamp, to: Timestamp) -> u64 {
     u64::try_from(to.0 - from.0).unwrap_or(0)
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::calendar::{CoreDayCache, CoreHours};
-use crate::call::{derive, diff, Contribution, Placed, StoredEvent};
-use crate::event::{CallEvent, EventKind};
+use crate::call::{derive, diff, outcome_slot, Contribution, Placed, StoredEvent, SummaryOf};
+use crate::event::CallEvent;
 use crate::practice::PracticeId;
 use crate::record::{histogram_bucket, CallSummary, Histogram, LateEvent, WindowMetrics};
 use crate::time::{Timestamp, HOUR_MS, MINUTE_MS};
@@ -119,18 +119,6 @@ struct WindowAcc {
     revision: u64,
     touched_at_seq: u64,
     dirty: bool,
-}
-
-fn outcome_slot(kind: EventKind) -> usize {
-    match kind {
-        EventKind::Answered => 0,
-        EventKind::CallbackRequested => 1,
-        EventKind::Abandoned => 2,
-        EventKind::Missed => 3,
-        EventKind::IvrEnded => 4,
-        EventKind::Diverted111 => 5,
-        other => unreachable!("{other:?} is not an outcome"),
-    }
 }
 
 #[derive(Debug)]
@@ -757,29 +745,14 @@ impl Engine {
             |at| core_days.is_core(core_hours, at),
             &mut self.scratch_summary,
         );
-        Some(CallSummary {
+        Some(facts.summary(SummaryOf {
             practice: practice_code,
             vendor,
             call_id: call.call_id.to_string(),
             revision: state.revision,
             is_final,
-            caller: facts.caller.map(str::to_string),
-            offered_at: facts.offered_at,
-            wait_start_at: facts.wait_start,
-            outcome: facts.outcome.map(|(kind, _)| kind),
-            outcome_at: facts.outcome.map(|(_, at)| at),
-            outcome_in_core_hours: facts.outcome.is_some() && facts.outcome_in_core_hours,
-            wait_ms: facts.wait_ms(),
-            abandon_ms: facts.abandon_ms(),
-            talk_ms: facts.talk_ms(),
-            ended_at: facts.ended_at,
-            callback_requested_at: facts.callback_requested_at(),
-            first_callback_made_at: facts.first_callback_made_at,
-            callbacks_made: facts.callbacks_made,
-            callback_delay_ms: facts.callback_delay_ms(),
-            conflicting_outcomes: facts.conflicting_outcomes,
             events: state.events.len() as u64,
-        })
+        }))
     }
 
     /// The record of a window; `edges` is scratch space for `peak_waiting`.
