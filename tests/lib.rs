@@ -39,6 +39,9 @@ pub fn test_env(name: &str) -> Vec<(String, String)> {
         ("CALLPULSE__PROCESSOR__EMIT_INTERVAL_MS", "200".into()),
         ("CALLPULSE__PROCESSOR__CHECKPOINT_INTERVAL_MS", "500".into()),
         ("CALLPULSE__PROCESSOR__METRICS_LISTEN", "127.0.0.1:0".into()),
+        // Any free port: tests run several services at once.
+        ("CALLPULSE__SINK__METRICS_LISTEN", "127.0.0.1:0".into()),
+        ("CALLPULSE__ALERTER__METRICS_LISTEN", "127.0.0.1:0".into()),
         ("CALLPULSE__KAFKA__SESSION_TIMEOUT_MS", "6000".into()),
         ("CALLPULSE__KAFKA__MAX_POLL_INTERVAL_MS", "10000".into()),
         ("CALLPULSE__PROCESSOR__GROUP_ID", format!("processor-{run}")),
@@ -258,3 +261,6 @@ pub fn assert_same_rows(
         expected.len()
     );
 }
+
+/// Outages at the network level for the fault tests (tests/outage.rs).
+pub mod outage;

@@ -438,7 +438,9 @@ async fn implausible_times_are_refused_and_a_flooding_sender_is_told_to_wait() {
     let mut config = test_config("adapters_bounds");
     config.adapters.max_event_lead_ms = 5 * 60_000;
     config.adapters.max_event_age_ms = 7 * 86_400_000;
-    config.adapters.sender_records_per_second = 2;
+    // A burst of 3, refilled at one record a second: the second request
+    // below needs 3 more, which takes 3 s even on a slow machine.
+    config.adapters.sender_records_per_second = 1;
     config.adapters.sender_burst_records = 3;
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
@@ -485,8 +487,11 @@ async fn implausible_times_are_refused_and_a_flooding_sender_is_told_to_wait() {
             "{body}"
         );
     }
-    // The burst of 3 records is spent: the next request, at once, waits.
-    let response = post(json!([now_event]).to_string()).send().await.unwrap();
+    // The burst of 3 records is spent: the next 3, at once, wait.
+    let response = post(json!([now_event, now_event, now_event]).to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 429);
     assert!(
         response.headers()["retry-after"]

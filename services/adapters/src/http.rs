@@ -8,7 +8,7 @@
 //! | `POST /v1/amazon-connect` | contact trace records (object, array, JSON lines) or a Kinesis Data Firehose delivery |
 //! | `POST /v1/teams` | Microsoft Graph callRecords (object, array, JSON lines) |
 //! | `POST /v1/asterisk` | CDR CSV or queue_log lines |
-//! | `GET /healthz`, `GET /metrics` | liveness, Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (Kafka answers; JSON, 503 when not), Prometheus metrics (docs/operations.md) |
 //!
 //! Answers: `200` every record accepted; `422` some or all records
 //! rejected (the body lists each by its 1-based position, with the field
@@ -31,6 +31,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_runtime::metrics::Registry;
+use callpulse_runtime::ops::Readiness;
 use serde_json::{json, value::RawValue};
 
 use crate::bounds::TimeBounds;
@@ -72,8 +73,19 @@ pub enum TwilioAuth {
     Disabled,
 }
 
+/// The routes, with a `/readyz` that is always ready (no checks): for
+/// callers that run no broker probe (tests, embedding).
 pub fn router(state: Arc<IngestState>) -> Router {
+    router_with_readiness(state, Readiness::new(&[]))
+}
+
+/// The routes, with `/readyz` answering from `readiness`.
+pub fn router_with_readiness(state: Arc<IngestState>, readiness: Arc<Readiness>) -> Router {
     Router::new()
+        .route(
+            "/readyz",
+            get(move || async move { callpulse_runtime::ops::readyz(&readiness) }),
+        )
         .route("/v1/events", post(generic))
         .route("/v1/twilio", post(twilio))
         .route("/v1/amazon-connect", post(amazon_connect))
@@ -102,8 +114,26 @@ pub async fn run(
         .await
         .with_context(|| format!("listening on {addr}"))?;
     tracing::info!(%addr, demo, "adapters listening");
-    serve(state, listener, shutdown).await
+    // Ready while the broker answers (checked every 10 seconds).
+    let readiness = Readiness::new(&[KAFKA]);
+    let _watch = {
+        let readiness = readiness.clone();
+        callpulse_runtime::kafka::watch_offsets(
+            &config.kafka,
+            None,
+            vec![config.topics.call_events.clone()],
+            Duration::from_secs(10),
+            move |offsets| match offsets {
+                Ok(_) => readiness.pass(KAFKA),
+                Err(reason) => readiness.fail(KAFKA, reason),
+            },
+        )?
+    };
+    serve_with_readiness(state, listener, readiness, shutdown).await
 }
+
+/// Readiness check: the broker answers (metadata and offsets of the call-events topic).
+const KAFKA: &str = "kafka";
 
 impl IngestState {
     pub fn from_config(
@@ -156,8 +186,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_readiness(state, listener, Readiness::new(&[]), shutdown).await
+}
+
+/// As [`serve`], with `/readyz` answering from `readiness`.
+pub async fn serve_with_readiness(
+    state: Arc<IngestState>,
+    listener: tokio::net::TcpListener,
+    readiness: Arc<Readiness>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let publisher = state.publisher.clone();
-    axum::serve(listener, router(state))
+    axum::serve(listener, router_with_readiness(state, readiness))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;

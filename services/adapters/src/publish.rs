@@ -6,12 +6,15 @@
 //! for every acknowledgement: HTTP answers 2xx, and import moves its
 //! checkpoint, only after Kafka has the records.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use callpulse_core::CallEvent;
 use callpulse_runtime::avro::encode_call_event;
+use callpulse_runtime::config::KafkaConfig;
 use callpulse_runtime::Config;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::file::Rejection;
 
@@ -26,7 +29,10 @@ pub enum PublishError {
 
 #[derive(Clone)]
 pub struct Publisher {
-    producer: FutureProducer,
+    /// Replaced when it fails fatally (see [`Publisher::recover`]).
+    producer: Arc<RwLock<FutureProducer>>,
+    kafka: KafkaConfig,
+    timeout_ms: u64,
     events_topic: String,
     dead_letters_topic: String,
 }
@@ -34,13 +40,50 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         Ok(Publisher {
-            producer: callpulse_runtime::kafka::producer_with_timeout(
-                &config.kafka,
-                config.adapters.kafka_timeout_ms,
-            )?,
+            producer: Arc::new(RwLock::new(
+                callpulse_runtime::kafka::producer_with_timeout(
+                    &config.kafka,
+                    config.adapters.kafka_timeout_ms,
+                )?,
+            )),
+            kafka: config.kafka.clone(),
+            timeout_ms: config.adapters.kafka_timeout_ms,
             events_topic: config.topics.call_events.clone(),
             dead_letters_topic: config.topics.dead_letters.clone(),
         })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// After a failure: an idempotent producer whose message timed out may
+    /// be left fenced for good (a broker refusing the epoch it bumped, as
+    /// tansu does), and would answer every later request 503. A fenced
+    /// producer, or one in a fatal state, is replaced by a new one; the
+    /// sender's retry then goes through it.
+    fn recover(&self, fenced: bool) {
+        let mut producer = self
+            .producer
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (code, reason) = match producer.client().fatal_error() {
+            Some(fatal) => fatal,
+            None if fenced => (RDKafkaErrorCode::ProducerFenced, "fenced".to_string()),
+            None => return,
+        };
+        match callpulse_runtime::kafka::producer_with_timeout(&self.kafka, self.timeout_ms) {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "the Kafka producer failed fatally; replaced by a new one");
+                *producer = fresh;
+            }
+            Err(err) => {
+                tracing::error!(?code, %reason, error = %format!("{err:#}"), "the Kafka producer failed fatally and could not be replaced");
+            }
+        }
     }
 
     /// Publishes all events and rejections; `Ok` once Kafka acknowledged every one.
@@ -49,6 +92,21 @@ impl Publisher {
         events: &[CallEvent],
         rejections: &[Rejection],
     ) -> Result<(), PublishError> {
+        let mut fenced = false;
+        let result = self.publish_once(events, rejections, &mut fenced).await;
+        if matches!(result, Err(PublishError::Unavailable(_))) {
+            self.recover(fenced);
+        }
+        result
+    }
+
+    async fn publish_once(
+        &self,
+        events: &[CallEvent],
+        rejections: &[Rejection],
+        fenced: &mut bool,
+    ) -> Result<(), PublishError> {
+        let producer = self.producer();
         let mut deliveries = Vec::with_capacity(events.len() + rejections.len());
         for event in events {
             let payload =
@@ -56,39 +114,47 @@ impl Publisher {
             let record = FutureRecord::to(&self.events_topic)
                 .key(event.practice.as_str())
                 .payload(payload.as_slice());
-            deliveries.push(self.send(record)?);
+            deliveries.push(send(&producer, record)?);
         }
         for rejection in rejections {
             let payload = rejection.to_json();
             let record = FutureRecord::to(&self.dead_letters_topic)
                 .key(rejection.vendor.as_str())
                 .payload(payload.as_bytes());
-            deliveries.push(self.send(record)?);
+            deliveries.push(send(&producer, record)?);
         }
         for delivery in deliveries {
             match delivery.await {
                 Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => return Err(PublishError::Unavailable(err.to_string())),
+                Ok(Err((err, _))) => {
+                    *fenced = matches!(
+                        err.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::ProducerFenced
+                                | RDKafkaErrorCode::InvalidProducerEpoch
+                        )
+                    );
+                    return Err(PublishError::Unavailable(err.to_string()));
+                }
                 Err(_) => return Err(PublishError::Unavailable("the producer shut down".into())),
             }
         }
         Ok(())
     }
 
-    fn send(
-        &self,
-        record: FutureRecord<'_, str, [u8]>,
-    ) -> Result<rdkafka::producer::DeliveryFuture, PublishError> {
-        self.producer
-            .send_result(record)
-            .map_err(|(err, _)| PublishError::Unavailable(err.to_string()))
-    }
-
     /// Waits for anything still queued, e.g. before exiting.
     pub fn flush(&self, timeout: Duration) {
-        use rdkafka::producer::Producer;
-        if let Err(err) = self.producer.flush(timeout) {
+        if let Err(err) = self.producer().flush(timeout) {
             tracing::warn!(error = %err, "some records were not flushed to Kafka");
         }
     }
+}
+
+fn send(
+    producer: &FutureProducer,
+    record: FutureRecord<'_, str, [u8]>,
+) -> Result<rdkafka::producer::DeliveryFuture, PublishError> {
+    producer
+        .send_result(record)
+        .map_err(|(err, _)| PublishError::Unavailable(err.to_string()))
 }

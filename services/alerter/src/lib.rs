@@ -17,6 +17,12 @@
 //! all retries and then published to the undeliverable topic) and its
 //! attempts are recorded in ClickHouse. A restart re-sends what was not
 //! settled, with the same idempotency key.
+//!
+//! Operations endpoints on `alerter.metrics_listen` (docs/operations.md):
+//! `/healthz`, `/readyz` (the broker answers, the group gave this instance
+//! its partitions, ClickHouse answers) and Prometheus `/metrics`:
+//! deliveries by channel and result, attempts, retries, undeliverable
+//! alerts by reason, alerts in flight and consumer lag.
 
 pub mod audit;
 pub mod contacts;
@@ -31,13 +37,17 @@ pub mod signature;
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use callpulse_core::alert::Alert;
+use callpulse_runtime::kafka::GroupReadiness;
+use callpulse_runtime::metrics::{Registry, LATENCY_BUCKETS};
+use callpulse_runtime::ops::{self, Readiness};
 use callpulse_runtime::{kafka, Config};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::mpsc;
@@ -82,7 +92,19 @@ struct Shared {
     retry: RetryPolicy,
     producer: FutureProducer,
     undeliverable_topic: String,
+    metrics: Arc<Registry>,
 }
+
+/// Readiness check: the broker answers (offsets of the alerts topic).
+const KAFKA: &str = "kafka";
+/// Readiness check: the consumer group gave this instance its partitions.
+const CONSUMER_GROUP: &str = "consumer_group";
+/// Readiness check: ClickHouse (the deliveries audit) answers.
+const CLICKHOUSE: &str = "clickhouse";
+
+const UNDELIVERABLE: &str = "callpulse_alerter_undeliverable_total";
+const UNDELIVERABLE_HELP: &str =
+    "Alerts published to the undeliverable topic, by reason (delivery_failed, no_recipient, not_an_alert).";
 
 /// Runs until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -97,6 +119,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         load_directory(Path::new(&settings.organisations))?
     };
     let sender = Sender::new(settings, &contacts)?;
+    let metrics = Arc::new(Registry::new());
+    let readiness = Readiness::new(&[KAFKA, CONSUMER_GROUP, CLICKHOUSE]);
+    ops::serve(
+        "alerter.metrics_listen",
+        &settings.metrics_listen,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
     callpulse_sink::migrate::apply(&config).await?;
     kafka::ensure_topics(
         &config.kafka,
@@ -105,14 +136,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     .await?;
     // Alerts are few and urgent: do not let the broker hold a fetch for
     // librdkafka's default 500 ms.
-    let consumer: rdkafka::consumer::StreamConsumer =
+    let consumer: StreamConsumer<GroupReadiness> =
         kafka::consumer_config(&config.kafka, &settings.group_id)
             .set("fetch.wait.max.ms", "50")
-            .create()
+            .create_with_context(GroupReadiness::new(readiness.clone(), CONSUMER_GROUP))
             .context("creating the alerts consumer")?;
     consumer
         .subscribe(&[&config.topics.alerts])
         .context("subscribing to alerts")?;
+    let _watch = {
+        let (metrics, readiness) = (metrics.clone(), readiness.clone());
+        kafka::watch_offsets(
+            &config.kafka,
+            Some(&settings.group_id),
+            vec![config.topics.alerts.clone()],
+            Duration::from_secs(10),
+            move |offsets| match offsets {
+                Ok(offsets) => {
+                    readiness.pass(KAFKA);
+                    kafka::set_lag_gauges(&metrics, "callpulse_alerter_consumer_lag", &offsets);
+                }
+                Err(reason) => readiness.fail(KAFKA, reason),
+            },
+        )?
+    };
+    let _probe = callpulse_sink::AbortOnDrop(tokio::spawn(callpulse_sink::probe_clickhouse(
+        callpulse_sink::clickhouse_client(&config),
+        readiness.clone(),
+        CLICKHOUSE,
+        Arc::new(AtomicBool::new(false)),
+    )));
     let shared = Arc::new(Shared {
         contacts,
         sender,
@@ -123,6 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         producer: kafka::producer(&config.kafka)?,
         undeliverable_topic: settings.undeliverable_topic.clone(),
+        metrics,
     });
     let (records, records_rx) = mpsc::unbounded_channel::<Record>();
     let (settled_tx, mut settled) = mpsc::unbounded_channel();
@@ -166,6 +220,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             ));
         }
         commit(&consumer, &topic, &mut tracker);
+        shared.metrics.set(
+            "callpulse_alerter_in_flight",
+            "Alert records read and not yet settled (delivered, or recorded as failed).",
+            &[],
+            tracker.in_flight() as f64,
+        );
         let wake_in = dispatcher
             .next_due(now())
             .map_or(1000, |at| (at - now()).clamp(1, 1000)) as u64;
@@ -184,6 +244,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                     Err(err) => { warn!(%err, "consuming alerts"); continue; }
                 };
                 let source = (message.partition(), message.offset());
+                shared.metrics.inc("callpulse_alerter_alerts_in_total", "Alert records consumed.", &[]);
                 let payload = message.payload().unwrap_or_default();
                 match serde_json::from_slice::<Alert>(payload) {
                     Ok(alert) => {
@@ -246,7 +307,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-fn commit(consumer: &impl Consumer, topic: &str, tracker: &mut OffsetTracker) {
+fn commit<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    topic: &str,
+    tracker: &mut OffsetTracker,
+) {
     let offsets = tracker.committable();
     if offsets.is_empty() {
         return;
@@ -276,6 +341,31 @@ async fn deliver_batch(
         &message,
         shared.retry,
         |attempt, last| {
+            let metrics = &shared.metrics;
+            let verdict = match attempt.verdict {
+                Verdict::Delivered => "delivered",
+                Verdict::Retry => "retry",
+                Verdict::Permanent => "permanent",
+            };
+            metrics.inc(
+                "callpulse_alerter_attempts_total",
+                "Delivery attempts, by channel and verdict (delivered, retry, permanent).",
+                &[("channel", channel), ("verdict", verdict)],
+            );
+            metrics.observe(
+                "callpulse_alerter_attempt_seconds",
+                "Time of one delivery attempt, by channel.",
+                &[("channel", channel)],
+                LATENCY_BUCKETS,
+                f64::from(attempt.duration_ms) / 1000.0,
+            );
+            if !last {
+                metrics.inc(
+                    "callpulse_alerter_retries_total",
+                    "Attempts followed by another (after a backoff), by channel.",
+                    &[("channel", channel)],
+                );
+            }
             let rows = entries
                 .iter()
                 .map(|e| {
@@ -294,10 +384,32 @@ async fn deliver_batch(
         },
     )
     .await;
+    let result = if last.verdict == Verdict::Delivered {
+        "delivered"
+    } else {
+        "failed"
+    };
+    shared.metrics.inc(
+        "callpulse_alerter_deliveries_total",
+        "Messages settled, by channel and result (delivered, failed after all attempts).",
+        &[("channel", channel), ("result", result)],
+    );
+    shared.metrics.add(
+        "callpulse_alerter_alerts_delivered_total",
+        "Alerts in messages settled, by channel and result.",
+        &[("channel", channel), ("result", result)],
+        entries.len() as u64,
+    );
     if last.verdict == Verdict::Delivered {
         info!(recipient = %recipient.id, channel, key = %message.key, alerts = entries.len(), attempts = last.number, "alert message delivered");
     } else {
         warn!(recipient = %recipient.id, channel, key = %message.key, alerts = entries.len(), attempts = last.number, error = %last.error, reply = %last.reply, "alert message undeliverable");
+        shared.metrics.add(
+            UNDELIVERABLE,
+            UNDELIVERABLE_HELP,
+            &[("reason", "delivery_failed")],
+            entries.len() as u64,
+        );
         for entry in &entries {
             let record = Undeliverable {
                 alert: &entry.alert,
@@ -333,6 +445,11 @@ async fn unroutable(
             .unwrap_or("no contacts for this alert's audiences")
     );
     warn!(alert = %routed.alert.id, %error, "alert undeliverable");
+    shared.metrics.inc(
+        UNDELIVERABLE,
+        UNDELIVERABLE_HELP,
+        &[("reason", "no_recipient")],
+    );
     let attempt = Attempt {
         number: 0,
         verdict: Verdict::Permanent,
@@ -368,6 +485,11 @@ async fn not_an_alert(
     source: Source,
     records: mpsc::UnboundedSender<Record>,
 ) {
+    shared.metrics.inc(
+        UNDELIVERABLE,
+        UNDELIVERABLE_HELP,
+        &[("reason", "not_an_alert")],
+    );
     let payload = serde_json::json!({
         "raw": raw, "error": error, "partition": source.0, "offset": source.1,
     })

@@ -313,16 +313,27 @@ enum OrgsCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(io::stderr)
-        // Colour codes only for a person at a terminal, not in log files.
-        .with_ansi(
-            io::IsTerminal::is_terminal(&io::stderr()) && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // CALLPULSE_LOG_FORMAT=json: one JSON object per line, for log
+    // collectors (docs/operations.md, "Logs").
+    if std::env::var("CALLPULSE_LOG_FORMAT").is_ok_and(|format| format == "json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            // Colour codes only for a person at a terminal, not in log files.
+            .with_ansi(
+                io::IsTerminal::is_terminal(&io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init();
+    }
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {

@@ -16,8 +16,9 @@
 //!   ClickHouse keeps one row per window version.
 //! - **Watermarks** are per partition; a partition idle for
 //!   `idle_timeout_ms` follows the most advanced partition of this instance.
-//! - **Observability**: Prometheus metrics on `metrics_listen`, and a log
-//!   line every 10 seconds.
+//! - **Operations**: `/healthz`, `/readyz` (the broker answers and the
+//!   group gave this instance its partitions) and Prometheus `/metrics` on
+//!   `metrics_listen` (docs/operations.md), and a log line every 10 seconds.
 //!
 //! Call events and window metrics are Avro (docs/schemas.md); call
 //! summaries and late events are JSON.
@@ -36,7 +37,9 @@ use callpulse_core::{
     AlertRules, Emitted, Engine, EngineConfig, FeedSilence, Ingested, Lateness, PracticeIcbs,
     RestartPoint, ThresholdTracker, Timestamp, WindowSize,
 };
+use callpulse_runtime::kafka::GroupReadiness;
 use callpulse_runtime::metrics::Registry;
+use callpulse_runtime::ops::{self, Readiness};
 use callpulse_runtime::{avro, kafka, Config};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::Message;
@@ -67,6 +70,8 @@ struct PartitionState {
 /// states at once.
 struct RebalanceListener {
     revoked: Arc<Mutex<Vec<i32>>>,
+    /// The `consumer_group` readiness check.
+    group: GroupReadiness,
 }
 
 impl ClientContext for RebalanceListener {}
@@ -93,6 +98,14 @@ impl ConsumerContext for RebalanceListener {
             Rebalance::Error(err) => warn!(%err, "rebalance error"),
         }
     }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        self.group.rebalanced(rebalance);
+    }
 }
 
 struct Processor {
@@ -109,30 +122,39 @@ struct Processor {
     metrics: Arc<Registry>,
     /// Each partition's end offset, refreshed off the hot path for the lag gauge.
     partition_ends: Arc<Mutex<HashMap<i32, i64>>>,
+    /// Keeps `partition_ends` fresh while held.
+    _watch: kafka::OffsetWatch,
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let metrics = Arc::new(Registry::new());
+    let readiness = Readiness::new(&[observe::KAFKA, observe::CONSUMER_GROUP]);
+    ops::serve(
+        "processor.metrics_listen",
+        &config.processor.metrics_listen,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
     kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
     let revoked = Arc::new(Mutex::new(Vec::new()));
     let consumer: StreamConsumer<RebalanceListener> =
         kafka::consumer_config(&config.kafka, &config.processor.group_id)
             .create_with_context(RebalanceListener {
                 revoked: revoked.clone(),
+                group: GroupReadiness::new(readiness.clone(), observe::CONSUMER_GROUP),
             })
             .context("creating Kafka consumer")?;
     consumer
         .subscribe(&[&config.topics.call_events])
         .context("subscribing to call events")?;
-    let metrics = Arc::new(Registry::new());
-    if !config.processor.metrics_listen.is_empty() {
-        observe::serve_metrics(&config.processor.metrics_listen, metrics.clone()).await?;
-    }
-    let partition_ends = observe::watch_partition_ends(&config)?;
+    let (partition_ends, watch) = observe::watch_partition_ends(&config, readiness)?;
     let (alert_rules, practice_icbs) = load_alert_rules(&config)?;
     let mut processor = Processor {
         alert_rules: Arc::new(alert_rules),
         practice_icbs: Arc::new(practice_icbs),
         partition_ends,
+        _watch: watch,
         engine_config: EngineConfig {
             lateness: Lateness::Bounded {
                 allowed_ms: config.processor.allowed_lateness_ms,
@@ -335,6 +357,11 @@ impl Processor {
 
     /// A partition that has been idle follows the busiest partition's
     /// watermark, so its own windows close instead of waiting for traffic.
+    ///
+    /// Idle means caught up, not merely quiet: a partition with a backlog
+    /// that the broker has not served for a while (it serves partitions
+    /// unevenly when the processor is behind) must not jump ahead, or its
+    /// backlog would all be late. Its end offset must be known and reached.
     fn follow_idle_partitions(&mut self) {
         let idle_after = Duration::from_millis(self.config.processor.idle_timeout_ms);
         let Some(leader) = self
@@ -345,8 +372,13 @@ impl Processor {
         else {
             return;
         };
-        for state in self.partitions.values_mut() {
-            if state.last_event.elapsed() >= idle_after
+        let ends = self.partition_ends.lock().expect("ends lock").clone();
+        for (partition, state) in self.partitions.iter_mut() {
+            let caught_up = ends
+                .get(partition)
+                .is_some_and(|&end| state.next_offset >= end);
+            if caught_up
+                && state.last_event.elapsed() >= idle_after
                 && state.engine.watermark().is_some_and(|wm| wm < leader)
             {
                 state.engine.advance_watermark(leader);

@@ -70,14 +70,33 @@ pub struct SinkConfig {
     pub group_id: String,
     pub batch_rows: usize,
     pub batch_max_age_ms: u64,
+    /// Operations endpoints (`/healthz`, `/readyz`, `/metrics`); empty: off.
+    pub metrics_listen: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct ClickHouseConfig {
     pub url: String,
     pub database: String,
     pub user: String,
     pub password: String,
+}
+
+/// The password stays out of logs and panics.
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let password = if self.password.is_empty() {
+            "<unset>"
+        } else {
+            "<set>"
+        };
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &password)
+            .finish()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -150,6 +169,8 @@ pub struct AlerterConfig {
     pub smtp_server: String,
     pub smtp_from: String,
     pub smtp_helo: String,
+    /// Operations endpoints (`/healthz`, `/readyz`, `/metrics`); empty: off.
+    pub metrics_listen: String,
 }
 
 /// The HMAC secret stays out of logs and panics.
@@ -177,6 +198,7 @@ impl std::fmt::Debug for AlerterConfig {
             .field("smtp_server", &self.smtp_server)
             .field("smtp_from", &self.smtp_from)
             .field("smtp_helo", &self.smtp_helo)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -322,6 +344,30 @@ mod tests {
         assert_eq!(config.topics.call_events, "callpulse.call-events.v1");
         assert_eq!(config.processor.emit_interval_ms, 1000);
         assert_eq!(config.alerts.thresholds, "");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let env = [
+            ("CALLPULSE__CLICKHOUSE__PASSWORD", "ch-secret-pw"),
+            ("CALLPULSE__ALERTER__HMAC_SECRET", "hmac-secret-value"),
+            ("CALLPULSE__ADAPTERS__PSEUDONYM_KEY", "pseudonym-key-value"),
+            ("CALLPULSE__ADAPTERS__INGEST_TOKEN", "ingest-token-value"),
+            (
+                "CALLPULSE__DASHBOARD__TOKENS",
+                "england=dashboard-token-value",
+            ),
+        ];
+        let config = Config::load_from(
+            None,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .unwrap();
+        let text = format!("{config:?}");
+        for (_, secret) in env {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("<set>"));
     }
 
     #[test]

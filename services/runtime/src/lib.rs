@@ -5,6 +5,7 @@ pub mod avro;
 pub mod config;
 pub mod kafka;
 pub mod metrics;
+pub mod ops;
 
 pub use config::Config;
 

@@ -2,6 +2,12 @@
 //! batches (by size and age), and commits Kafka offsets only after
 //! ClickHouse acknowledged the insert. While ClickHouse is down the backlog
 //! stays in Kafka: the sink retries the batch it holds and reads no further.
+//!
+//! Operations endpoints on `sink.metrics_listen` (docs/operations.md):
+//! `/healthz`, `/readyz` (the broker answers, the group gave this instance
+//! its partitions, ClickHouse answers and the last insert succeeded) and
+//! Prometheus `/metrics`: rows inserted per table, insert latency, failed
+//! inserts (each retried), batches, records skipped, and consumer lag.
 
 pub mod access;
 pub mod migrate;
@@ -11,13 +17,18 @@ pub mod tables;
 pub use tables::{AlertRow, CallRow};
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use callpulse_core::WindowMetrics;
 
+use callpulse_runtime::kafka::GroupReadiness;
+use callpulse_runtime::metrics::{Registry, LATENCY_BUCKETS};
+use callpulse_runtime::ops::{self, Readiness};
 use callpulse_runtime::{kafka, Config};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::Message;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -143,10 +154,22 @@ impl Batch {
 /// into their tables, in batches; offsets are committed only after
 /// ClickHouse acknowledged every insert of the batch.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let metrics = Arc::new(Registry::new());
+    let readiness = Readiness::new(&[KAFKA, CONSUMER_GROUP, CLICKHOUSE]);
+    ops::serve(
+        "sink.metrics_listen",
+        &config.sink.metrics_listen,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
     migrate::apply(&config).await?;
     kafka::ensure_topics(&config.kafka, &config.topics.all()).await?;
     let client = clickhouse_client(&config);
-    let consumer = kafka::consumer(&config.kafka, &config.sink.group_id)?;
+    let consumer: StreamConsumer<GroupReadiness> =
+        kafka::consumer_config(&config.kafka, &config.sink.group_id)
+            .create_with_context(GroupReadiness::new(readiness.clone(), CONSUMER_GROUP))
+            .context("creating Kafka consumer")?;
     let topics = [
         config.topics.metrics.as_str(),
         config.topics.calls.as_str(),
@@ -155,6 +178,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     consumer
         .subscribe(&topics)
         .context("subscribing to metrics, calls and alerts")?;
+    let _watch = watch_lag(&config, &topics, metrics.clone(), readiness.clone())?;
+    let insert_failing = Arc::new(AtomicBool::new(false));
+    let _probe = AbortOnDrop(tokio::spawn(probe_clickhouse(
+        client.clone(),
+        readiness.clone(),
+        CLICKHOUSE,
+        insert_failing.clone(),
+    )));
+    let sink = Sink {
+        client,
+        metrics,
+        readiness,
+        insert_failing,
+    };
     let max_age = Duration::from_millis(config.sink.batch_max_age_ms);
     let mut batch = Batch::default();
     let mut batch_started = Instant::now();
@@ -169,7 +206,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let flush_due = !batch.is_empty()
             && (batch.rows() >= config.sink.batch_rows || batch_started.elapsed() >= max_age);
         if flush_due {
-            flush(&client, &consumer, &mut batch).await?;
+            sink.flush(&consumer, &mut batch).await?;
         }
         tokio::select! {
             _ = &mut shutdown => break,
@@ -181,9 +218,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 };
                 if batch.is_empty() { batch_started = Instant::now(); }
                 let topic = message.topic();
+                sink.metrics.inc("callpulse_sink_records_in_total", "Records consumed, by topic.", &[("topic", topic)]);
                 record_offset(&mut batch.offsets, topic, message.partition(), message.offset() + 1);
                 let Some(payload) = message.payload() else { continue };
                 let skipped = |what: &str, err: &dyn std::fmt::Display| {
+                    sink.metrics.inc("callpulse_sink_skipped_total", "Records that could not be read, skipped (logged), by topic.", &[("topic", topic)]);
                     warn!(%err, topic, partition = message.partition(), offset = message.offset(), "skipping a record that is not {what}");
                 };
                 if topic == config.topics.metrics {
@@ -206,27 +245,178 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     if !batch.is_empty() {
-        flush(&client, &consumer, &mut batch).await?;
+        sink.flush(&consumer, &mut batch).await?;
     }
     info!("sink stopped");
     Ok(())
 }
 
-/// Inserts every table's rows (retrying until acknowledged), then commits.
-async fn flush(
-    client: &clickhouse::Client,
-    consumer: &impl Consumer,
-    batch: &mut Batch,
-) -> Result<()> {
-    if !batch.windows.is_empty() {
-        insert_until_acknowledged(client, "window_metrics", &batch.windows).await;
+/// Readiness check: the broker answers (offsets of the consumed topics).
+const KAFKA: &str = "kafka";
+/// Readiness check: the consumer group gave this instance its partitions.
+const CONSUMER_GROUP: &str = "consumer_group";
+/// Readiness check: ClickHouse answers, and the last insert succeeded.
+const CLICKHOUSE: &str = "clickhouse";
+
+/// Every 10 seconds: the group's lag per partition (`callpulse_sink_consumer_lag`)
+/// and whether the broker answers (the `kafka` check).
+fn watch_lag(
+    config: &Config,
+    topics: &[&str],
+    metrics: Arc<Registry>,
+    readiness: Arc<Readiness>,
+) -> Result<kafka::OffsetWatch> {
+    kafka::watch_offsets(
+        &config.kafka,
+        Some(&config.sink.group_id),
+        topics.iter().map(|t| t.to_string()).collect(),
+        Duration::from_secs(10),
+        move |offsets| match offsets {
+            Ok(offsets) => {
+                readiness.pass(KAFKA);
+                kafka::set_lag_gauges(&metrics, "callpulse_sink_consumer_lag", &offsets);
+            }
+            Err(reason) => readiness.fail(KAFKA, reason),
+        },
+    )
+}
+
+/// Aborts a background task when dropped (whichever way `run` returns).
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    if !batch.calls.is_empty() {
-        insert_until_acknowledged(client, "calls", &batch.calls).await;
+}
+
+/// Asks ClickHouse `SELECT 1` every 5 seconds, for the readiness check
+/// `check`; while `held` is set (e.g. an insert is failing) an answer does
+/// not make it pass. Runs until aborted.
+pub async fn probe_clickhouse(
+    client: clickhouse::Client,
+    readiness: Arc<Readiness>,
+    check: &'static str,
+    held: Arc<AtomicBool>,
+) {
+    loop {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.query("SELECT toUInt8(1)").fetch_one::<u8>(),
+        )
+        .await;
+        match answer {
+            Ok(Ok(_)) if !held.load(Ordering::Relaxed) => readiness.pass(check),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => readiness.fail(check, format!("ClickHouse: {err}")),
+            Err(_) => readiness.fail(check, "ClickHouse did not answer within 5 s"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
-    if !batch.alerts.is_empty() {
-        insert_until_acknowledged(client, "alerts", &batch.alerts).await;
+}
+
+/// What the flushes share.
+struct Sink {
+    client: clickhouse::Client,
+    metrics: Arc<Registry>,
+    readiness: Arc<Readiness>,
+    /// Set while an insert is being retried.
+    insert_failing: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// Inserts every table's rows (retrying until acknowledged), then commits.
+    async fn flush<C: ConsumerContext>(
+        &self,
+        consumer: &impl Consumer<C>,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        if !batch.windows.is_empty() {
+            self.insert_until_acknowledged("window_metrics", &batch.windows)
+                .await;
+        }
+        if !batch.calls.is_empty() {
+            self.insert_until_acknowledged("calls", &batch.calls).await;
+        }
+        if !batch.alerts.is_empty() {
+            self.insert_until_acknowledged("alerts", &batch.alerts)
+                .await;
+        }
+        // The rows are in ClickHouse: a failed commit (the group coordinator
+        // moving, the broker briefly away) is not a reason to stop. The next
+        // batch's commit covers these offsets too, and rows inserted again
+        // after a restart replace themselves (same version).
+        if let Err(err) = commit(consumer, batch) {
+            self.metrics.inc(
+                "callpulse_sink_commit_failures_total",
+                "Offset commits that failed after the rows were inserted (the next commit covers them).",
+                &[],
+            );
+            warn!(error = %format!("{err:#}"), "committing offsets failed; the next batch's commit covers them");
+        }
+        self.metrics.inc(
+            "callpulse_sink_batches_total",
+            "Batches inserted and committed.",
+            &[],
+        );
+        *batch = Batch::default();
+        Ok(())
     }
+
+    /// Inserts one table's rows, retrying with backoff until ClickHouse
+    /// acknowledges them. The backlog stays in Kafka meanwhile: nothing
+    /// more is read.
+    async fn insert_until_acknowledged<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+        &self,
+        table: &str,
+        rows: &[T],
+    ) {
+        let labels = [("table", table)];
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let started = Instant::now();
+            match insert_rows(&self.client, table, rows).await {
+                Ok(()) => {
+                    self.metrics.observe(
+                        "callpulse_sink_insert_seconds",
+                        "Time of one acknowledged ClickHouse insert, by table.",
+                        &labels,
+                        LATENCY_BUCKETS,
+                        started.elapsed().as_secs_f64(),
+                    );
+                    self.metrics.add(
+                        "callpulse_sink_rows_inserted_total",
+                        "Rows ClickHouse acknowledged, by table.",
+                        &labels,
+                        rows.len() as u64,
+                    );
+                    self.insert_failing.store(false, Ordering::Relaxed);
+                    self.readiness.pass(CLICKHOUSE);
+                    return;
+                }
+                Err(err) => {
+                    let error = format!("{err:#}");
+                    self.metrics.inc(
+                        "callpulse_sink_insert_failures_total",
+                        "ClickHouse inserts that failed (each is retried), by table.",
+                        &labels,
+                    );
+                    self.insert_failing.store(true, Ordering::Relaxed);
+                    self.readiness.fail(
+                        CLICKHOUSE,
+                        format!("inserting into {table} failed: {error}"),
+                    );
+                    warn!(%error, table, rows = rows.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+/// Commits the offsets a batch covers.
+fn commit<C: ConsumerContext>(consumer: &impl Consumer<C>, batch: &Batch) -> Result<()> {
     let mut topics: Vec<&str> = batch.offsets.iter().map(|(t, _, _)| t.as_str()).collect();
     topics.sort_unstable();
     topics.dedup();
@@ -238,7 +428,6 @@ async fn flush(
             .map(|(_, p, o)| (*p, *o));
         kafka::commit_offsets(consumer, topic, offsets, CommitMode::Sync)?;
     }
-    *batch = Batch::default();
     Ok(())
 }
 
@@ -249,26 +438,6 @@ fn record_offset(offsets: &mut Vec<(String, i32, i64)>, topic: &str, partition: 
     {
         Some(entry) => entry.2 = entry.2.max(next),
         None => offsets.push((topic.to_string(), partition, next)),
-    }
-}
-
-/// Inserts one batch, retrying with backoff until ClickHouse acknowledges it.
-/// The backlog stays in Kafka meanwhile: nothing more is read.
-async fn insert_until_acknowledged<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-    client: &clickhouse::Client,
-    table: &str,
-    rows: &[T],
-) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match insert_rows(client, table, rows).await {
-            Ok(()) => return,
-            Err(err) => {
-                warn!(error = %format!("{err:#}"), table, rows = rows.len(), retry_in_ms = backoff.as_millis() as u64, "ClickHouse insert failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
     }
 }
 

@@ -1,0 +1,180 @@
+//! ClickHouse stops for 60 seconds while events flow, and comes back.
+//!
+//! The sink (a real process) reaches the shared ClickHouse only through a
+//! TCP proxy; cutting the proxy is, for the sink, ClickHouse stopping:
+//! connections dropped, connecting refused. (The shared ClickHouse itself
+//! keeps running for the other tests.) The processor and the broker are
+//! not touched. The sink must back off, keep its memory bounded (the
+//! backlog stays in Kafka), lose nothing and catch up: ClickHouse must end
+//! up equal to `callpulse replay` of the events.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use callpulse_core::{CallEvent, Timestamp};
+use callpulse_e2e::outage::{callpulse_binary, rss_kib, Outage, Process};
+use callpulse_e2e::{assert_same_rows, expected_rows, test_env, wait_for_rows};
+use callpulse_runtime::{kafka, Config};
+use callpulse_simulator::{generate, SimulationPlan};
+
+const OUTAGE: Duration = Duration::from_secs(60);
+/// How much the sink's resident memory may grow during the outage.
+const RSS_GROWTH_LIMIT_KIB: u64 = 200 * 1024;
+
+/// About 3,000 events: 50 practices, an hour of a Monday morning.
+fn an_hour_of_calls() -> Vec<CallEvent> {
+    let plan = SimulationPlan {
+        practices: 50,
+        seed: 11,
+        start: Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap(),
+        duration_ms: 3_600_000,
+        calls_per_practice_minute: 0.25,
+        speed: None,
+    };
+    let mut events = generate(&plan);
+    events.sort_by_key(|e| e.at);
+    assert!(events.len() > 2_000, "{}", events.len());
+    events
+}
+
+async fn publish(config: &Config, events: &[CallEvent]) {
+    let producer = kafka::producer(&config.kafka).unwrap();
+    callpulse_simulator::publish(&producer, &config.topics.call_events, events)
+        .await
+        .unwrap();
+}
+
+/// The `retry_in_ms` of every "ClickHouse insert failed" line of the sink's log.
+fn retry_delays(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|line| line.contains("ClickHouse insert failed"))
+        .filter_map(|line| {
+            line.split("retry_in_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Rows of `window_metrics` (any revision), or `None` if ClickHouse does not answer.
+async fn stored_rows(config: &Config) -> Option<u64> {
+    callpulse_sink::clickhouse_client(config)
+        .query("SELECT count() FROM window_metrics")
+        .fetch_one::<u64>()
+        .await
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() {
+    let started = Instant::now();
+    let env = test_env("fault_clickhouse");
+    // The test reads ClickHouse directly; the sink only through the proxy.
+    let config = Config::load_from(None, env.clone()).unwrap();
+    let clickhouse: SocketAddr = config
+        .clickhouse
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("CALLPULSE_TEST_CLICKHOUSE should be http://HOST:PORT with an IP address");
+    let mut proxy = Outage::start(clickhouse).await;
+    let sink_env: Vec<(String, String)> = env
+        .iter()
+        .cloned()
+        .map(|(key, value)| {
+            if key == "CALLPULSE__CLICKHOUSE__URL" {
+                (key, format!("http://{}", proxy.addr()))
+            } else {
+                (key, value)
+            }
+        })
+        .collect();
+    kafka::ensure_topics(&config.kafka, &config.topics.all())
+        .await
+        .unwrap();
+
+    let bin = callpulse_binary();
+    let mut processor = Process::start(&bin, &["processor"], &env, "fault-clickhouse-processor");
+    let mut sink = Process::start(&bin, &["sink"], &sink_env, "fault-clickhouse-sink");
+    processor
+        .wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+    sink.wait_for_log("sink running", Duration::from_secs(60))
+        .await;
+
+    let events = an_hour_of_calls();
+    let expected = expected_rows(&events);
+    let chunks: Vec<&[CallEvent]> = events.chunks(events.len().div_ceil(8)).collect();
+
+    // The first quarter, and wait until the sink has stored some of it.
+    publish(&config, chunks[0]).await;
+    publish(&config, chunks[1]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_rows(&config).await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the sink stored nothing");
+        sink.assert_running();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rss_before = rss_kib(sink.pid()).expect("reading the sink's VmRSS");
+
+    // ClickHouse goes away for 60 s while the rest of the events arrive.
+    let cut = Instant::now();
+    proxy.cut().await;
+    let mut rss_max = rss_before;
+    let mut next_chunk = 2;
+    let per_chunk = OUTAGE / (chunks.len() as u32 - 1);
+    let mut next_publish = cut;
+    while cut.elapsed() < OUTAGE {
+        if next_chunk < chunks.len() && Instant::now() >= next_publish {
+            publish(&config, chunks[next_chunk]).await;
+            next_chunk += 1;
+            next_publish += per_chunk;
+        }
+        sink.assert_running();
+        rss_max = rss_max.max(rss_kib(sink.pid()).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for chunk in &chunks[next_chunk..] {
+        publish(&config, chunk).await;
+    }
+    let delays = retry_delays(&sink.log());
+    proxy.restore().await;
+    let restored = Instant::now();
+
+    let actual = wait_for_rows(&config, &expected, Duration::from_secs(90)).await;
+    let caught_up = Instant::now();
+    processor.assert_running();
+    sink.assert_running();
+    assert_same_rows(&actual, &expected);
+
+    assert!(
+        delays.len() >= 2,
+        "the sink should have logged failed inserts while ClickHouse was away: {delays:?}"
+    );
+    assert!(
+        delays.windows(2).all(|pair| pair[1] >= pair[0]) && delays.last() > delays.first(),
+        "the sink should back off between attempts: {delays:?}"
+    );
+    assert!(
+        rss_max - rss_before < RSS_GROWTH_LIMIT_KIB,
+        "the sink's memory grew from {rss_before} KiB to {rss_max} KiB during the outage"
+    );
+    eprintln!(
+        "fault_clickhouse: {} events; ClickHouse cut for {:.1} s; sink retried {} times, delays {:?} ms; \
+         sink VmRSS {} KiB before, at most {} KiB during the outage; \
+         ClickHouse equal to replay ({} rows) {:.1} s after the restore; test {:.0} s",
+        events.len(),
+        (restored - cut).as_secs_f64(),
+        delays.len(),
+        delays,
+        rss_before,
+        rss_max,
+        expected.len(),
+        (caught_up - restored).as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+    );
+}
