@@ -374,13 +374,13 @@ impl Processor {
         };
         let ends = self.partition_ends.lock().expect("ends lock").clone();
         for (partition, state) in self.partitions.iter_mut() {
-            let caught_up = ends
-                .get(partition)
-                .is_some_and(|&end| state.next_offset >= end);
-            if caught_up
-                && state.last_event.elapsed() >= idle_after
-                && state.engine.watermark().is_some_and(|wm| wm < leader)
-            {
+            let idle = is_idle(
+                state.next_offset,
+                ends.get(partition).copied(),
+                state.last_event.elapsed(),
+                idle_after,
+            );
+            if idle && state.engine.watermark().is_some_and(|wm| wm < leader) {
                 state.engine.advance_watermark(leader);
             }
         }
@@ -588,6 +588,14 @@ fn load_alert_rules(config: &Config) -> Result<(AlertRules, PracticeIcbs)> {
     Ok((rules, icbs))
 }
 
+/// Whether a partition is idle, so that it may follow the others'
+/// watermark: quiet for `idle_after`, and caught up with its end offset
+/// (`end`, unknown until the offset watch has read it). A quiet partition
+/// with a backlog is starved, not idle.
+fn is_idle(next_offset: i64, end: Option<i64>, quiet_for: Duration, idle_after: Duration) -> bool {
+    quiet_for >= idle_after && end.is_some_and(|end| next_offset >= end)
+}
+
 fn send(producer: &FutureProducer, topic: &str, key: &str, body: &[u8]) -> Result<DeliveryFuture> {
     producer
         .send_result(FutureRecord::to(topic).key(key).payload(body))
@@ -604,4 +612,22 @@ async fn await_all(deliveries: Vec<DeliveryFuture>) -> Result<()> {
             .context("publishing")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_is_idle_only_when_quiet_and_caught_up() {
+        let (quiet, idle_after) = (Duration::from_secs(31), Duration::from_secs(30));
+        assert!(is_idle(500, Some(500), quiet, idle_after));
+        // Quiet with a backlog (the broker serving other partitions first):
+        // following the leader would make the whole backlog late.
+        assert!(!is_idle(120, Some(500), quiet, idle_after));
+        // End not known yet: not idle.
+        assert!(!is_idle(500, None, quiet, idle_after));
+        // Caught up but not quiet long enough.
+        assert!(!is_idle(500, Some(500), Duration::from_secs(5), idle_after));
+    }
 }
