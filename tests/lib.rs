@@ -264,3 +264,50 @@ pub fn assert_same_rows(
 
 /// Outages at the network level for the fault tests (tests/outage.rs).
 pub mod outage;
+
+/// Publishes `events` on the run's call-events topic, as an adapter would.
+pub async fn publish_events(config: &Config, events: &[CallEvent]) {
+    let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();
+    callpulse_simulator::publish(&producer, &config.topics.call_events, events)
+        .await
+        .unwrap();
+}
+
+/// A firing 111-diversion alert of `practice` (in `icb`, if given), now.
+pub fn diversion_alert(practice: &str, icb: Option<&str>) -> callpulse_core::alert::Alert {
+    use callpulse_core::alert::{Alert, AlertKind, Opening};
+    use callpulse_core::Timestamp;
+    let now = Timestamp(chrono::Utc::now().timestamp_millis());
+    Alert {
+        icb: icb.map(Into::into),
+        opened_by: Some(Opening::DivertOn),
+        switched_on_at: Some(now),
+        diverted_calls: Some(0),
+        summary: format!("{practice} has diverted its phones to NHS 111 in core hours"),
+        ..Alert::blank(
+            AlertKind::Diversion111,
+            format!("div111:{practice}:{}", now.to_rfc3339_millis()),
+            practice,
+            now,
+        )
+    }
+}
+
+/// Publishes `alerts` on the run's alerts topic, keyed by practice, as the
+/// processor does.
+pub async fn publish_alerts(config: &Config, alerts: &[&callpulse_core::alert::Alert]) {
+    use rdkafka::producer::FutureRecord;
+    let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();
+    for alert in alerts {
+        let payload = serde_json::to_vec(alert).unwrap();
+        producer
+            .send(
+                FutureRecord::to(&config.topics.alerts)
+                    .key(&alert.practice)
+                    .payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}

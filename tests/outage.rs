@@ -156,16 +156,16 @@ pub fn callpulse_binary() -> PathBuf {
     path
 }
 
-/// The tansu broker that deploy/local/stack.sh installs: under
-/// $CALLPULSE_CACHE, or else $HOME/.cache/callpulse.
+/// The tansu broker that deploy/local/stack.sh installs (it prints the
+/// path with `stack.sh tansu-bin`; deploy/local/test.sh exports it as
+/// CALLPULSE_TANSU_BIN).
 pub fn tansu_binary() -> PathBuf {
-    let cache = std::env::var_os("CALLPULSE_CACHE")
+    let path = std::env::var_os("CALLPULSE_TANSU_BIN")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/callpulse"))
-        })
-        .expect("neither CALLPULSE_CACHE nor HOME is set: cannot find the tansu broker");
-    let path = cache.join("tansu-0.6.0/bin/tansu");
+        .expect(
+            "CALLPULSE_TANSU_BIN is not set: run the tests with deploy/local/test.sh, \
+         or export CALLPULSE_TANSU_BIN=$(deploy/local/stack.sh tansu-bin)",
+        );
     assert!(
         path.exists(),
         "the tansu broker is missing at {}: install it with `deploy/local/stack.sh install` \

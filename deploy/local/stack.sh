@@ -8,6 +8,7 @@
 #   deploy/local/stack.sh status    show what runs; exit 0 only if both run and answer
 #   deploy/local/stack.sh users     render ClickHouse's users.xml again (ClickHouse reloads it)
 #   deploy/local/stack.sh reset     stop, then delete the state directory
+#   deploy/local/stack.sh tansu-bin print where the (patched) tansu binary is installed
 #
 # Environment (defaults in brackets):
 #   CALLPULSE_STATE_DIR             [<repo>/.local]  PID files, logs, ClickHouse data
@@ -28,11 +29,15 @@ CH_TEMPLATE_DIR="$REPO_ROOT/deploy/clickhouse"
 TANSU_VERSION=0.6.0
 # dynostore gives memory:// storage; adding libsql gives durable sqlite://
 # storage (see docs/broker.md). Each feature set gets its own install root:
-# dynostore -> tansu-0.6.0, dynostore,libsql -> tansu-0.6.0-libsql.
+# dynostore -> tansu-0.6.0-pID, dynostore,libsql -> tansu-0.6.0-pID-libsql.
 TANSU_FEATURES=${CALLPULSE_TANSU_FEATURES:-dynostore}
 CACHE_DIR=${CALLPULSE_CACHE:-$HOME/.cache/callpulse}
 tansu_suffix=$(printf '%s' "$TANSU_FEATURES" | tr ',' '\n' | tr -d ' ' | grep -vx -e dynostore -e '' | sort | paste -sd- - || true)
-TANSU_ROOT="$CACHE_DIR/tansu-$TANSU_VERSION${tansu_suffix:+-$tansu_suffix}"
+# Fixes applied to tansu's source before it is built (deploy/local/tansu/);
+# a new patch gives a new install root, so a cached older build is not used.
+TANSU_PATCH_DIR="$SCRIPT_DIR/tansu"
+TANSU_PATCH_ID=$(cat "$TANSU_PATCH_DIR"/*.patch | sha256sum | cut -c1-8)
+TANSU_ROOT="$CACHE_DIR/tansu-$TANSU_VERSION-p$TANSU_PATCH_ID${tansu_suffix:+-$tansu_suffix}"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 # How a running broker is recognised in /proc/PID/cmdline (any feature set).
 TANSU_MATCH="bin/tansu broker"
@@ -75,16 +80,50 @@ install_tansu() {
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo not found: install a Rust toolchain first"
     mkdir -p "$CACHE_DIR"
-    log "building tansu $TANSU_VERSION into $TANSU_ROOT (about 14 minutes on 2 cores)"
+    log "building tansu $TANSU_VERSION with deploy/local/tansu/*.patch into $TANSU_ROOT (about 14 minutes on 2 cores)"
     # The lock keeps two concurrent runs of this script from building twice.
     (
         flock 9
         if [ ! -x "$TANSU_BIN" ]; then
-            cargo install tansu --version "$TANSU_VERSION" --locked \
-                --features "$TANSU_FEATURES" --root "$TANSU_ROOT"
+            build_patched_tansu
         fi
     ) 9>"$TANSU_ROOT.lock"
     [ -x "$TANSU_BIN" ] || die "tansu build finished but $TANSU_BIN is missing"
+}
+
+# tansu's published source, with our patches to tansu-storage, built with
+# the dependency versions of tansu's own Cargo.lock (only the patched crate
+# changes in it). Both crates come from crates.io, checked against the
+# registry's own checksums.
+TANSU_CRATES="tansu:4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
+tansu-storage:720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d"
+
+build_patched_tansu() {
+    command -v curl >/dev/null 2>&1 || die "curl not found (it fetches tansu's source from crates.io)"
+    local work="$TANSU_ROOT.build" entry
+    rm -rf "$work"
+    mkdir -p "$work"
+    for entry in $TANSU_CRATES; do
+        local crate=${entry%%:*} sum=${entry#*:}
+        local file="$work/$crate-$TANSU_VERSION.crate"
+        curl -sSfL --retry 3 -o "$file" "https://static.crates.io/crates/$crate/$crate-$TANSU_VERSION.crate" ||
+            die "could not download $crate $TANSU_VERSION from crates.io"
+        printf '%s  %s\n' "$sum" "$file" | sha256sum -c --quiet - || die "$crate $TANSU_VERSION: checksum mismatch"
+        tar -xzf "$file" -C "$work"
+        mv "$work/$crate-$TANSU_VERSION" "$work/$crate"
+    done
+    local patch
+    for patch in "$TANSU_PATCH_DIR"/*.patch; do
+        log "applying $(basename "$patch")"
+        (cd "$work/tansu-storage" && git apply -p1 "$patch") || die "$(basename "$patch") does not apply to tansu-storage $TANSU_VERSION"
+    done
+    printf '\n[patch.crates-io]\ntansu-storage = { path = "../tansu-storage" }\n' >>"$work/tansu/Cargo.toml"
+    cargo build --release --manifest-path "$work/tansu/Cargo.toml" \
+        --features "$TANSU_FEATURES" --target-dir "$work/target" --bin tansu
+    mkdir -p "$TANSU_ROOT/bin"
+    cp "$work/target/release/tansu" "$TANSU_BIN.tmp"
+    mv "$TANSU_BIN.tmp" "$TANSU_BIN"
+    rm -rf "$work"
 }
 
 # Debian puts the server in /usr/sbin, which a non-root PATH may lack.
@@ -366,7 +405,7 @@ cmd_reset() {
 }
 
 usage() {
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in
@@ -376,6 +415,7 @@ case "${1:-}" in
     status) cmd_status ;;
     users) render_clickhouse_users && log "users.xml rendered into $CH_DIR (analyst password in $PASSWORD_DIR/analyst)" ;;
     reset) cmd_reset ;;
+    tansu-bin) echo "$TANSU_BIN" ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

@@ -35,6 +35,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     --no-install-recommends chromium chromium-driver fonts-liberation
 fi
 
+# The fault tests start a broker of their own from the same binary.
+CALLPULSE_TANSU_BIN=$("$SCRIPT_DIR/stack.sh" tansu-bin)
+export CALLPULSE_TANSU_BIN
 export CALLPULSE_TEST_KAFKA=${CALLPULSE_TEST_KAFKA:-127.0.0.1:${CALLPULSE_KAFKA_PORT:-9092}}
 export CALLPULSE_TEST_CLICKHOUSE=${CALLPULSE_TEST_CLICKHOUSE:-http://127.0.0.1:${CALLPULSE_CLICKHOUSE_HTTP_PORT:-8123}}
 # Integration tests share one broker and one ClickHouse: run test binaries one

@@ -15,12 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use callpulse_alerter::signature;
-use callpulse_core::alert::{Alert, AlertKind, AlertState, Opening};
 use callpulse_core::Timestamp;
-use callpulse_e2e::{read_topic, test_config};
+use callpulse_e2e::{diversion_alert, publish_alerts, read_topic, test_config};
 use callpulse_runtime::{kafka, Config};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_json::Value;
@@ -58,53 +56,6 @@ async fn receiver() -> (String, Seen) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, seen)
-}
-
-fn alert(practice: &str) -> Alert {
-    let now = chrono::Utc::now().timestamp_millis();
-    Alert {
-        id: format!("div111:{practice}:{}", Timestamp(now).to_rfc3339_millis()),
-        kind: AlertKind::Diversion111,
-        state: AlertState::Firing,
-        revision: 1,
-        practice: practice.into(),
-        pcn: None,
-        icb: None,
-        started_at: Timestamp(now),
-        updated_at: Timestamp(now),
-        opened_by: Some(Opening::DivertOn),
-        switched_on_at: Some(Timestamp(now)),
-        diverted_calls: Some(0),
-        value: None,
-        fire_level: None,
-        resolve_level: None,
-        worst_value: None,
-        offered: None,
-        abandoned: None,
-        answered: None,
-        period_minutes: None,
-        last_event_at: None,
-        resolved_at: None,
-        duration_ms: None,
-        resolution: None,
-        summary: format!("{practice} has diverted its phones to NHS 111 in core hours"),
-    }
-}
-
-async fn publish(config: &Config, alerts: &[&Alert]) {
-    let producer = kafka::producer(&config.kafka).unwrap();
-    for alert in alerts {
-        let payload = serde_json::to_vec(alert).unwrap();
-        producer
-            .send(
-                FutureRecord::to(&config.topics.alerts)
-                    .key(&alert.practice)
-                    .payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
 }
 
 /// Waits until `count` requests to `path` arrived; returns their arrival times.
@@ -234,9 +185,9 @@ async fn alerts_reach_their_hooks_grouped_recorded_and_committed() {
     }));
 
     // Warm-up: the consumer joins its group; the webhook's first request fails.
-    let warm_up = alert("A81003");
+    let warm_up = diversion_alert("A81003", None);
     let started = Instant::now();
-    publish(&config, &[&warm_up]).await;
+    publish_alerts(&config, &[&warm_up]).await;
     assert_eq!(
         arrivals(&seen, "cd", 2).await.len(),
         2,
@@ -249,11 +200,11 @@ async fn alerts_reach_their_hooks_grouped_recorded_and_committed() {
     );
 
     // Two practices of one PCN at once, and a practice nobody knows.
-    let first = alert("A81001");
-    let second = alert("A81002");
-    let stranger = alert("Z99999");
+    let first = diversion_alert("A81001", None);
+    let second = diversion_alert("A81002", None);
+    let stranger = diversion_alert("Z99999", None);
     let published = Instant::now();
-    publish(&config, &[&first, &second, &stranger]).await;
+    publish_alerts(&config, &[&first, &second, &stranger]).await;
     let acknowledged = published.elapsed();
     let cd = arrivals(&seen, "cd", 4).await;
     let pct = arrivals(&seen, "pct", 2).await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::{callpulse_binary, rss_kib, Outage, Process};
-use callpulse_e2e::{assert_same_rows, expected_rows, test_env, wait_for_rows};
+use callpulse_e2e::{assert_same_rows, expected_rows, publish_events, test_env, wait_for_rows};
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::{generate, SimulationPlan};
 
@@ -35,13 +35,6 @@ fn an_hour_of_calls() -> Vec<CallEvent> {
     events.sort_by_key(|e| e.at);
     assert!(events.len() > 2_000, "{}", events.len());
     events
-}
-
-async fn publish(config: &Config, events: &[CallEvent]) {
-    let producer = kafka::producer(&config.kafka).unwrap();
-    callpulse_simulator::publish(&producer, &config.topics.call_events, events)
-        .await
-        .unwrap();
 }
 
 /// The `retry_in_ms` of every "ClickHouse insert failed" line of the sink's log.
@@ -111,8 +104,8 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
     let chunks: Vec<&[CallEvent]> = events.chunks(events.len().div_ceil(8)).collect();
 
     // The first quarter, and wait until the sink has stored some of it.
-    publish(&config, chunks[0]).await;
-    publish(&config, chunks[1]).await;
+    publish_events(&config, chunks[0]).await;
+    publish_events(&config, chunks[1]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while stored_rows(&config).await.unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the sink stored nothing");
@@ -130,7 +123,7 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
     let mut next_publish = cut;
     while cut.elapsed() < OUTAGE {
         if next_chunk < chunks.len() && Instant::now() >= next_publish {
-            publish(&config, chunks[next_chunk]).await;
+            publish_events(&config, chunks[next_chunk]).await;
             next_chunk += 1;
             next_publish += per_chunk;
         }
@@ -139,7 +132,7 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for chunk in &chunks[next_chunk..] {
-        publish(&config, chunk).await;
+        publish_events(&config, chunk).await;
     }
     let delays = retry_delays(&sink.log());
     proxy.restore().await;

@@ -12,7 +12,7 @@ mod ops_support;
 
 use std::time::{Duration, Instant};
 
-use callpulse_e2e::test_env;
+use callpulse_e2e::{diversion_alert, publish_alerts, test_env};
 use callpulse_runtime::Config;
 use ops_support::*;
 
@@ -176,7 +176,7 @@ async fn no_log_line_of_a_full_run_holds_a_caller_number_or_a_secret() {
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     // One alert to deliver to the webhook.
-    publish_alert(&config, &alert("A81002")).await;
+    publish_alerts(&config, &[&diversion_alert("A81002", Some("QHM"))]).await;
 
     // Wait until the calls are in ClickHouse and the alert was delivered.
     let deadline = Instant::now() + WAIT;

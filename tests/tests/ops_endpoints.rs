@@ -10,7 +10,7 @@ mod ops_support;
 
 use std::time::{Duration, Instant};
 
-use callpulse_e2e::test_env;
+use callpulse_e2e::{diversion_alert, publish_alerts, test_env};
 use callpulse_runtime::Config;
 use ops_support::*;
 
@@ -114,7 +114,7 @@ async fn every_service_serves_health_readiness_and_metrics_that_move() {
     let events: Vec<String> = recent_events(3, 2.0).iter().map(|e| e.to_json()).collect();
     assert!(events.len() > 200, "{} events", events.len());
     post_events(&bases[3].1, &events, None).await;
-    publish_alert(&config, &alert("A81001")).await;
+    publish_alerts(&config, &[&diversion_alert("A81001", Some("QHM"))]).await;
 
     // The processor's window records out, the sink's rows in and inserted,
     // and ClickHouse agree once everything settled.

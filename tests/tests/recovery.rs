@@ -16,7 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use callpulse_core::{CallEvent, Timestamp};
-use callpulse_e2e::{assert_same_rows, expected_rows, test_config, test_env, wait_for_rows};
+use callpulse_e2e::{
+    assert_same_rows, expected_rows, publish_events, test_config, test_env, wait_for_rows,
+};
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::{generate, SimulationPlan};
 
@@ -115,13 +117,6 @@ fn two_days_of_calls() -> Vec<CallEvent> {
     events
 }
 
-async fn publish(config: &Config, events: &[CallEvent]) {
-    let producer = kafka::producer(&config.kafka).unwrap();
-    callpulse_simulator::publish(&producer, &config.topics.call_events, events)
-        .await
-        .unwrap();
-}
-
 fn resumed_offsets(log: &str) -> Vec<i64> {
     log.lines()
         .filter(|line| line.contains("resuming from checkpoint"))
@@ -165,7 +160,7 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
     // for every run) while the rest arrives in chunks; the fourth process
     // runs to the end.
     let half = events.len() / 2;
-    publish(&config, &events[..half]).await;
+    publish_events(&config, &events[..half]).await;
     let chunk = (events.len() - half).div_ceil(3);
     let mut logs = Vec::new();
     for (round, delay_ms) in [1_700u64, 600, 2_900].into_iter().enumerate() {
@@ -176,7 +171,12 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
             .wait_for_log("partitions assigned", Duration::from_secs(60))
             .await;
         let from = half + round * chunk;
-        publish(&config, &events[from..(from + chunk).min(events.len())]).await;
+        publish_events(&config, &events[from..(from + chunk).min(events.len())]).await;
+        if round == 1 {
+            // By now calls have been evicted: let a restart point move past
+            // the first offsets, so the next processors resume mid-partition.
+            wait_for_commit_past_start(&config, Duration::from_secs(60)).await;
+        }
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         processor.kill();
         logs.push(processor.log());
@@ -206,6 +206,52 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
         resumed.iter().any(|offset| *offset > 0),
         "restarted processors should resume mid-partition from checkpoints, got {resumed:?}"
     );
+    for log in logs.iter().chain([&log]) {
+        assert!(
+            !log.contains("never delivered"),
+            "a restarted processor missed events after its checkpoint:\n{log}"
+        );
+    }
+}
+
+/// Waits until the group has committed an offset past the start of some
+/// partition (commits are checkpoints: the processor's restart points).
+async fn wait_for_commit_past_start(config: &Config, timeout: Duration) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let group: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.processor.group_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in 0..config.kafka.partitions {
+        partitions.add_partition(&config.topics.call_events, partition);
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let committed = group
+            .committed_offsets(partitions.clone(), Duration::from_secs(10))
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .map(|e| e.offset())
+                    .collect::<Vec<_>>()
+            });
+        if let Ok(offsets) = &committed {
+            if offsets
+                .iter()
+                .any(|offset| matches!(offset, rdkafka::Offset::Offset(at) if *at > 0))
+            {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart point moved past the start of a partition: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,10 +271,10 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
     // leaving, docs/broker.md; SIGKILL is the test above.)
     let third = events.len() / 3;
     let mut first = Processor::start(&env, "scaleout-a");
-    publish(&config, &events[..third]).await;
+    publish_events(&config, &events[..third]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut second = Processor::start(&env, "scaleout-b");
-    publish(&config, &events[third..2 * third]).await;
+    publish_events(&config, &events[third..2 * third]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut third_member = Processor::start(&env, "scaleout-c");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -237,7 +283,7 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
         "SIGTERM should stop a member cleanly:\n{}",
         first.log()
     );
-    publish(&config, &events[2 * third..]).await;
+    publish_events(&config, &events[2 * third..]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         second.terminate(),

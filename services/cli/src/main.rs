@@ -168,15 +168,18 @@ enum Command {
         #[arg(long, value_name = "DAY")]
         day: Option<String>,
     },
-    /// Publish simulated calls for a few practices to Kafka.
+    /// Simulate national call traffic, to Kafka, the adapters or a file.
     ///
-    /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60
     /// Simulated national call traffic (docs/simulator.md): practices from
     /// the organisations file, demand by list size, the 8 am surge, Monday
     /// peaks, staffed queues, abandons and redials, callbacks, voicemail,
     /// 111 diversions; deterministic for a seed.
     ///
+    /// Example: callpulse simulate --practices 5 --minutes 60 --speed 60x
+    ///
     /// Example: callpulse simulate --practices 300 --start 2026-11-23T07:30 --duration 3h --speed 60x --to http
+    ///
+    /// Example: callpulse simulate --start 2026-11-23T00:00 --duration 1d --to file --out day.jsonl
     Simulate {
         /// Organisations CSV (docs/organisations.md) [default: data/organisations.csv,
         /// else synthetic practices A81001, A81002, ...].

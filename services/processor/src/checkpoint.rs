@@ -43,6 +43,8 @@ pub struct CheckpointStore {
     read_to: i64,
     /// (partition, offset) → watermark, from everything read or written.
     known: HashMap<(i32, i64), Option<i64>>,
+    /// The last checkpoint written for each partition.
+    latest: HashMap<i32, i64>,
 }
 
 impl CheckpointStore {
@@ -68,6 +70,7 @@ impl CheckpointStore {
             reader,
             read_to: 0,
             known: HashMap::new(),
+            latest: HashMap::new(),
         };
         store.catch_up()?;
         Ok(store)
@@ -105,6 +108,7 @@ impl CheckpointStore {
                     let cp = stored.checkpoint;
                     self.known
                         .insert((cp.partition, cp.offset), cp.watermark_ms);
+                    self.latest.insert(cp.partition, cp.offset);
                 }
                 Ok(_) => {}
                 Err(err) => {
@@ -158,8 +162,19 @@ impl CheckpointStore {
         for cp in checkpoints {
             self.known
                 .insert((cp.partition, cp.offset), cp.watermark_ms);
+            self.latest.insert(cp.partition, cp.offset);
         }
         Ok(())
+    }
+
+    /// Where the last checkpoint of `partition` says to resume, if any.
+    /// With the broker away, what this process has read or written so far
+    /// (an older restart point only means re-reading more; never less).
+    pub fn latest(&mut self, partition: i32) -> Option<i64> {
+        if let Err(err) = self.catch_up() {
+            tracing::warn!(partition, error = %format!("{err:#}"), "reading the checkpoint topic failed; using the checkpoints already known");
+        }
+        self.latest.get(&partition).copied()
     }
 }
 
@@ -168,4 +183,30 @@ struct StoredCheckpoint {
     topic: String,
     #[serde(flatten)]
     checkpoint: Checkpoint,
+}
+
+/// How many offsets lie between a partition's last checkpoint and the
+/// first message the broker delivered after it: events the processor never
+/// saw (retention deleted them, or the broker skipped them). A start before
+/// the checkpoint only means reading some events again, which is harmless.
+pub fn resume_gap(last_checkpoint: Option<i64>, first_offset: i64) -> Option<u64> {
+    let checkpoint = last_checkpoint?;
+    (first_offset > checkpoint).then(|| (first_offset - checkpoint) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_gap;
+
+    #[test]
+    fn only_a_start_after_the_last_checkpoint_is_a_gap() {
+        assert_eq!(
+            resume_gap(None, 389),
+            None,
+            "no checkpoint yet: a first start"
+        );
+        assert_eq!(resume_gap(Some(62), 62), None);
+        assert_eq!(resume_gap(Some(62), 10), None, "re-reading is harmless");
+        assert_eq!(resume_gap(Some(62), 389), Some(327));
+    }
 }

@@ -45,9 +45,14 @@ use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, Stream
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientContext;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use checkpoint::Checkpoint;
+
+/// How long a partition's first event waits for the checkpoint topic while
+/// the broker is away, before the processor gives up and exits: as long as
+/// the producers wait out an outage (`kafka::producer`'s message timeout).
+const CHECKPOINT_READ_PATIENCE: Duration = Duration::from_secs(300);
 
 /// State of one assigned partition.
 struct PartitionState {
@@ -236,7 +241,7 @@ impl Processor {
         let p = partition.to_string();
         let labels = [("partition", p.as_str())];
         if !self.partitions.contains_key(&partition) {
-            let engine = self.engine_for(partition, offset)?;
+            let engine = self.engine_for(partition, offset).await?;
             let alerts = StreamingAlerts::new(
                 self.engine_config.core_hours.clone(),
                 self.config.processor.allowed_lateness_ms,
@@ -330,8 +335,38 @@ impl Processor {
 
     /// A fresh engine for a partition first seen at `offset`: resumed with
     /// the watermark of the checkpoint written for that offset, if any.
-    fn engine_for(&mut self, partition: i32, offset: i64) -> Result<Engine> {
-        match self.checkpoints.watermark_at(partition, offset)? {
+    async fn engine_for(&mut self, partition: i32, offset: i64) -> Result<Engine> {
+        if let Some(missed) = checkpoint::resume_gap(self.checkpoints.latest(partition), offset) {
+            // The state of open calls and windows then lacks these events.
+            error!(
+                partition,
+                offset,
+                missed,
+                "the first event after a restart lies beyond the last checkpoint: events in between were never delivered (deleted by retention, or skipped by the broker)"
+            );
+            let p = partition.to_string();
+            self.metrics.add(
+                "callpulse_processor_resume_gap_events_total",
+                "Offsets between a partition's last checkpoint and the first event delivered after it: events never processed.",
+                &[("partition", p.as_str())],
+                missed,
+            );
+        }
+        // The checkpoint topic is on the broker: if it is away (a partition
+        // can be handed over during an outage), wait for it rather than
+        // exit, as the producers do.
+        let started = Instant::now();
+        let checkpointed = loop {
+            match self.checkpoints.watermark_at(partition, offset) {
+                Ok(watermark) => break watermark,
+                Err(err) if started.elapsed() < CHECKPOINT_READ_PATIENCE => {
+                    warn!(partition, offset, error = %format!("{err:#}"), "reading the checkpoint topic failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        match checkpointed {
             Some(watermark) => {
                 info!(partition, offset, watermark = ?watermark.map(|w| w.to_rfc3339_millis()), "resuming from checkpoint");
                 Ok(Engine::resume(

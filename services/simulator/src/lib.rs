@@ -33,6 +33,7 @@ use callpulse_core::{CallEvent, EventKind, Timestamp};
 use callpulse_runtime::{kafka, Config};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tracing::info;
 
@@ -211,18 +212,41 @@ pub async fn publish(producer: &FutureProducer, topic: &str, events: &[CallEvent
             ))
         })
         .collect::<Result<Vec<(Vec<u8>, &str)>>>()?;
-    let deliveries: Vec<_> = bodies
-        .iter()
-        .map(|(body, key)| {
-            producer.send(
-                FutureRecord::to(topic).key(*key).payload(body),
-                Duration::from_secs(30),
-            )
-        })
-        .collect();
+    // Queued at once (`send_result`), then awaited together: awaiting
+    // `send` one record at a time sends one record per round trip.
+    let mut deliveries = Vec::with_capacity(bodies.len());
+    for (body, key) in &bodies {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(*key).payload(body)) {
+                Ok(delivery) => {
+                    deliveries.push(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // The producer's queue is full: let what is queued go first.
+                    if deliveries.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    } else {
+                        await_deliveries(topic, std::mem::take(&mut deliveries)).await?;
+                    }
+                }
+                Err((err, _)) => {
+                    return Err(err).with_context(|| format!("publishing to {topic}"));
+                }
+            }
+        }
+    }
+    await_deliveries(topic, deliveries).await
+}
+
+async fn await_deliveries(
+    topic: &str,
+    deliveries: Vec<rdkafka::producer::DeliveryFuture>,
+) -> Result<()> {
     for delivery in deliveries {
         delivery
             .await
+            .map_err(|_| anyhow::anyhow!("the producer shut down"))?
             .map_err(|(err, _)| err)
             .with_context(|| format!("publishing to {topic}"))?;
     }

@@ -313,59 +313,6 @@ QHM = ["hook"]
     path
 }
 
-/// A firing 111-diversion alert of `practice` in ICB QHM, now.
-pub fn alert(practice: &str) -> callpulse_core::alert::Alert {
-    use callpulse_core::alert::{Alert, AlertKind, AlertState, Opening};
-    use callpulse_core::Timestamp;
-    let now = chrono::Utc::now().timestamp_millis();
-    Alert {
-        id: format!("div111:{practice}:{}", Timestamp(now).to_rfc3339_millis()),
-        kind: AlertKind::Diversion111,
-        state: AlertState::Firing,
-        revision: 1,
-        practice: practice.into(),
-        pcn: None,
-        icb: Some("QHM".into()),
-        started_at: Timestamp(now),
-        updated_at: Timestamp(now),
-        opened_by: Some(Opening::DivertOn),
-        switched_on_at: Some(Timestamp(now)),
-        diverted_calls: Some(0),
-        value: None,
-        fire_level: None,
-        resolve_level: None,
-        worst_value: None,
-        offered: None,
-        abandoned: None,
-        answered: None,
-        period_minutes: None,
-        last_event_at: None,
-        resolved_at: None,
-        duration_ms: None,
-        resolution: None,
-        summary: format!("{practice} has diverted its phones to NHS 111 in core hours"),
-    }
-}
-
-/// Publishes `alert` on the alerts topic.
-pub async fn publish_alert(
-    config: &callpulse_runtime::Config,
-    alert: &callpulse_core::alert::Alert,
-) {
-    use rdkafka::producer::FutureRecord;
-    let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();
-    let payload = serde_json::to_vec(alert).unwrap();
-    producer
-        .send(
-            FutureRecord::to(&config.topics.alerts)
-                .key(&alert.practice)
-                .payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-}
-
 /// Simulated calls of `practices` practices over 30 minutes starting 3
 /// hours ago, without the events still in the future (callbacks): event
 /// times the adapters accept. In event-time order.
