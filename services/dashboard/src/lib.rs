@@ -9,6 +9,7 @@ pub mod api;
 pub mod assets;
 pub mod db;
 pub mod node;
+pub mod ops;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -86,6 +87,8 @@ pub struct AppState {
     pub refresh_seconds: u64,
     /// The day shown when none is asked for; None: the latest with metrics.
     pub fixed_day: Option<String>,
+    /// `/readyz` and `/metrics`.
+    pub operations: ops::Operations,
     cache: Cache,
 }
 
@@ -101,6 +104,7 @@ impl AppState {
             tokens,
             refresh_seconds: dashboard.refresh_seconds.max(1),
             fixed_day,
+            operations: ops::Operations::new(),
             cache: Cache::new(Duration::from_millis(dashboard.cache_ms)),
         })
     }
@@ -154,9 +158,17 @@ pub fn load_tokens(config: &Config) -> Result<Tokens, Error> {
     Ok(tokens)
 }
 
-/// The whole application: the page, its assets, `/healthz` and the API.
+/// The whole application: the page, its assets, the API, and `/healthz`,
+/// `/readyz` and `/metrics`; every request counted in `/metrics`.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    assets::routes().merge(api::routes()).with_state(state)
+    assets::routes()
+        .merge(api::routes())
+        .merge(ops::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::record,
+        ))
+        .with_state(state)
 }
 
 /// `callpulse dashboard`: serves until `shutdown` completes.

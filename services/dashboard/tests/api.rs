@@ -484,3 +484,72 @@ async fn access_follows_the_token_scope() {
         .all(|p| p["icb"] == HOME_ICB));
     fixture.drop_database().await;
 }
+
+#[tokio::test]
+async fn readiness_follows_clickhouse_and_metrics_count_requests_by_route() {
+    let fixture = Fixture::load("dashboard_ops").await;
+    let base = fixture.serve().await;
+    let home = fixture.home();
+
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["checks"]["clickhouse"], "ok");
+
+    ok(&base, QHM_TOKEN, "/api/v1/me").await;
+    ok(&base, QHM_TOKEN, "/api/v1/me").await;
+    let (status, _) = get(&base, None, "/api/v1/me").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let practice = &home[0].code;
+    ok(
+        &base,
+        QHM_TOKEN,
+        &format!("/api/v1/nodes/practice/{practice}/summary"),
+    )
+    .await;
+
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.unwrap();
+    for line in [
+        r#"callpulse_dashboard_requests_total{route="/api/v1/me",status="200"} 2"#,
+        r#"callpulse_dashboard_requests_total{route="/api/v1/me",status="401"} 1"#,
+        r#"callpulse_dashboard_requests_total{route="/api/v1/nodes/{level}/{code}/summary",status="200"} 1"#,
+        r#"callpulse_dashboard_request_seconds_count{route="/api/v1/me"} 3"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    // Route patterns only: no practice codes, no tokens.
+    for secret in [practice.as_str(), QHM_TOKEN, ENGLAND_TOKEN] {
+        assert!(!metrics.contains(secret), "{secret} in /metrics");
+    }
+    fixture.drop_database().await;
+
+    // A dashboard whose ClickHouse does not answer is alive but not ready.
+    let mut unreachable = fixture.config.clone();
+    unreachable.clickhouse.url = "http://127.0.0.1:1".into();
+    let state =
+        std::sync::Arc::new(callpulse_dashboard::AppState::new(&unreachable, tokens()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, callpulse_dashboard::router(state))
+            .await
+            .unwrap();
+    });
+    let health = reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = reqwest::get(format!("http://{address}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], false);
+    assert_ne!(ready["checks"]["clickhouse"], "ok");
+}
