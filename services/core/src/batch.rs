@@ -4,9 +4,15 @@
 //! The streaming [`Engine`](crate::Engine) must keep every window right
 //! after every event, so it re-derives a call on each of its events and
 //! retracts what changed. With the whole input in hand none of that is
-//! needed: events are grouped by call, each call is derived once by the
-//! same [`derive`] the engine uses, and its contributions are added to
-//! windows that only ever grow. Every window is final at the end.
+//! needed: events are grouped by call, each call is derived once as the
+//! engine derives it ([`derive_unordered`] is [`derive`] without the
+//! sorting), and its contributions are added to windows that only ever
+//! grow. Practices are evaluated one after another, so only one
+//! practice's windows are open at a time, and contributions go to minute
+//! windows only: the longer windows are sums of their minutes. Every
+//! window is final at the end.
+//!
+//! [`derive`]: crate::call::derive
 //!
 //! The results are the engine's, field for field, except `revision`: a
 //! window is emitted once, and its revision counts the events that landed
@@ -14,12 +20,14 @@
 //! inputs.
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
+use std::hash::Hasher;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::calendar::{CoreDayCache, CoreHours};
-use crate::call::{derive, outcome_slot, Contribution, HeldEvent, Placed, SummaryOf};
+use crate::call::{derive_unordered, outcome_slot, Contribution, HeldEvent, Placed, SummaryOf};
 use crate::event::{CallEvent, EventKind};
 use crate::practice::PracticeId;
 use crate::record::{histogram_bucket, CallSummary, Histogram, WindowMetrics};
@@ -116,9 +124,12 @@ struct HeldCall {
     practice: PracticeId,
     vendor: u16,
     practice_level: bool,
-    /// The next call with the same call id (another practice or vendor),
+    /// Where the call id is in [`Batch::text`].
+    id_start: usize,
+    id_len: u32,
+    /// The next call whose key has the same hash (see [`call_key_hash`]),
     /// or [`NO_CALL`].
-    next_same_id: u32,
+    next_same_hash: u32,
     events: u32,
 }
 
@@ -140,15 +151,15 @@ impl Durations {
         self.max = self.max.max(ms);
         self.hist[histogram_bucket(ms)] += 1;
     }
-}
 
-/// Which window a [`WindowTotals`] belongs to.
-#[derive(Debug, Clone, Copy)]
-struct WindowPlace {
-    practice: PracticeId,
-    size: WindowSize,
-    start: Timestamp,
-    end: Timestamp,
+    fn add_all(&mut self, other: &Durations) {
+        self.count += other.count;
+        self.sum = self.sum.saturating_add(other.sum);
+        self.max = self.max.max(other.max);
+        for (mine, theirs) in self.hist.iter_mut().zip(&other.hist) {
+            *mine += theirs;
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -167,17 +178,42 @@ struct WindowTotals {
     talks: Durations,
 }
 
+impl WindowTotals {
+    /// Adds the totals of a window nested in this one, except
+    /// `unique_callers`, which do not add up.
+    fn add_nested(&mut self, nested: &WindowTotals) {
+        debug_assert_eq!(nested.unique_callers, 0, "counted after summing");
+        self.events += nested.events;
+        self.duplicates += nested.duplicates;
+        self.conflicts += nested.conflicts;
+        self.offered += nested.offered;
+        for (mine, theirs) in self.outcomes.iter_mut().zip(&nested.outcomes) {
+            *mine += theirs;
+        }
+        self.diverted_111_core += nested.diverted_111_core;
+        self.callbacks_made += nested.callbacks_made;
+        self.callback_delays.add_all(&nested.callback_delays);
+        self.waits.add_all(&nested.waits);
+        self.abandons.add_all(&nested.abandons);
+        self.talks.add_all(&nested.talks);
+    }
+}
+
 /// Collects validated events, then evaluates them all in [`Batch::finish`].
 pub struct Batch {
     core_hours: CoreHours,
-    /// Event ids and callers of every copy, back to back: one allocation
-    /// for the whole input instead of two per event.
+    /// Event ids and callers of every copy, and call ids of every call,
+    /// back to back: one allocation for the whole input instead of two
+    /// per event and one per call.
     text: String,
     copies: Vec<HeldCopy>,
     calls: Vec<HeldCall>,
-    /// First call holding each call id; the rest are chained.
-    call_ids: FxHashMap<Box<str>, u32>,
+    /// First call by the hash of its key (practice, vendor, call id); calls
+    /// whose keys hash alike are chained, and told apart by comparing keys.
+    calls_by_hash: FxHashMap<u64, u32>,
     vendors: Vec<Box<str>>,
+    /// The vendor of the previous event: an input rarely mixes many.
+    last_vendor: Option<u16>,
 }
 
 impl Batch {
@@ -187,8 +223,9 @@ impl Batch {
             text: String::new(),
             copies: Vec::new(),
             calls: Vec::new(),
-            call_ids: FxHashMap::default(),
+            calls_by_hash: FxHashMap::default(),
             vendors: Vec::new(),
+            last_vendor: None,
         }
     }
 
@@ -245,22 +282,21 @@ impl Batch {
             .iter()
             .map(|vendor| self.vendor_id(vendor))
             .collect();
-        let mut calls = vec![NO_CALL; other.calls.len()];
-        for (call_id, &first) in &other.call_ids {
-            let mut index = first;
-            while index != NO_CALL {
-                let call = &other.calls[index as usize];
+        let calls: Vec<u32> = other
+            .calls
+            .iter()
+            .map(|call| {
                 let mine = self.call_index(
                     call.practice,
                     vendors[usize::from(call.vendor)],
-                    call_id,
+                    other.call_id(call),
                     call.practice_level,
                 );
                 self.calls[mine as usize].events += call.events;
-                calls[index as usize] = mine;
-                index = call.next_same_id;
-            }
-        }
+                mine
+            })
+            .collect();
+        // After `call_index`, which adds the call ids of new calls.
         let text_base = self.text.len();
         self.text.push_str(&other.text);
         self.copies.extend(other.copies.iter().map(|copy| HeldCopy {
@@ -270,15 +306,33 @@ impl Batch {
         }));
     }
 
+    #[inline]
     fn vendor_id(&mut self, vendor: &str) -> u16 {
-        if let Some(index) = self.vendors.iter().position(|known| &**known == vendor) {
-            return index as u16;
+        match self.last_vendor {
+            Some(last) if &*self.vendors[usize::from(last)] == vendor => last,
+            _ => self.other_vendor_id(vendor),
         }
-        debug_assert!(self.vendors.len() < usize::from(u16::MAX));
-        self.vendors.push(vendor.into());
-        (self.vendors.len() - 1) as u16
     }
 
+    #[cold]
+    fn other_vendor_id(&mut self, vendor: &str) -> u16 {
+        let index = match self.vendors.iter().position(|known| &**known == vendor) {
+            Some(index) => index as u16,
+            None => {
+                debug_assert!(self.vendors.len() < usize::from(u16::MAX));
+                self.vendors.push(vendor.into());
+                (self.vendors.len() - 1) as u16
+            }
+        };
+        self.last_vendor = Some(index);
+        index
+    }
+
+    fn call_id(&self, call: &HeldCall) -> &str {
+        &self.text[call.id_start..call.id_start + call.id_len as usize]
+    }
+
+    /// The call with this key, added if it is new.
     fn call_index(
         &mut self,
         practice: PracticeId,
@@ -286,29 +340,44 @@ impl Batch {
         call_id: &str,
         practice_level: bool,
     ) -> u32 {
-        let first = self.call_ids.get(call_id).copied();
-        let mut index = first.unwrap_or(NO_CALL);
-        while index != NO_CALL {
-            let call = &self.calls[index as usize];
-            if call.practice == practice && call.vendor == vendor {
-                return index;
-            }
-            index = call.next_same_id;
-        }
         let new = u32::try_from(self.calls.len()).expect("fewer than 4 billion calls");
+        let next_same_hash = match self
+            .calls_by_hash
+            .entry(call_key_hash(practice, vendor, call_id))
+        {
+            Entry::Vacant(entry) => {
+                entry.insert(new);
+                NO_CALL
+            }
+            Entry::Occupied(mut entry) => {
+                let first = *entry.get();
+                let mut index = first;
+                while index != NO_CALL {
+                    let call = &self.calls[index as usize];
+                    let id = &self.text.as_bytes()[call.id_start..][..call.id_len as usize];
+                    if call.practice == practice
+                        && call.vendor == vendor
+                        && id == call_id.as_bytes()
+                    {
+                        return index;
+                    }
+                    index = call.next_same_hash;
+                }
+                entry.insert(new);
+                first
+            }
+        };
+        let id_start = self.text.len();
+        self.text.push_str(call_id);
         self.calls.push(HeldCall {
             practice,
             vendor,
             practice_level,
-            next_same_id: first.unwrap_or(NO_CALL),
+            id_start,
+            id_len: call_id.len() as u32,
+            next_same_hash,
             events: 0,
         });
-        match first {
-            Some(_) => *self.call_ids.get_mut(call_id).expect("found above") = new,
-            None => {
-                self.call_ids.insert(call_id.into(), new);
-            }
-        }
         new
     }
 
@@ -343,63 +412,58 @@ impl Batch {
             *slot += 1;
         }
 
-        let mut windows = WindowStore::default();
-        let mut waiting: Vec<(PracticeId, Timestamp, Timestamp)> = Vec::new();
-        // A caller lands in at most four windows per offered call.
-        let mut callers =
-            FxHashSet::with_capacity_and_hasher(self.copies.len(), Default::default());
+        let mut windows = PracticeWindows::default();
         let mut core_days = CoreDayCache::default();
         let mut held: Vec<CopyRef<'_>> = Vec::new();
         let mut placed: Vec<Placed> = Vec::new();
-        let mut call_id_of: Vec<&str> = Vec::new();
-        if with_calls {
-            call_id_of = vec![PRACTICE_LEVEL_CALL_ID; self.calls.len()];
-            for (id, &first) in &self.call_ids {
-                let mut index = first;
-                while index != NO_CALL {
-                    call_id_of[index as usize] = id;
-                    index = self.calls[index as usize].next_same_id;
-                }
-            }
-        }
 
-        // A practice's calls one after another: its windows stay in cache.
-        let mut by_practice: Vec<(u32, u32)> = (0..self.calls.len() as u32)
-            .map(|index| (self.calls[index as usize].practice.as_u32(), index))
+        // One practice after another, in the order of their codes (ids
+        // order as codes do): a practice's windows are complete once its
+        // calls are in, so they are emitted then and their totals reused.
+        // Practice and call index in one number sort faster than as a pair.
+        let mut by_practice: Vec<u64> = self
+            .calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| u64::from(call.practice.as_u32()) << 32 | index as u64)
             .collect();
         by_practice.sort_unstable();
-        for (_, index) in by_practice {
-            let (index, call) = (index as usize, &self.calls[index as usize]);
-            let range = call_starts[index] as usize..call_starts[index + 1] as usize;
-            held.clear();
-            held.extend(
-                by_call[range]
-                    .iter()
-                    .map(|&copy| self.copy_ref(&self.copies[copy as usize])),
-            );
-            held.sort_unstable();
-            let facts = derive(
-                &held,
-                call.practice_level,
-                |at| core_days.is_core(&self.core_hours, at),
-                &mut placed,
-            );
-            output.duplicates += facts.duplicates;
-            for at_one_instant in placed.chunk_by(|a, b| a.0 == b.0) {
-                windows.add(call.practice, at_one_instant, &mut waiting, &mut callers);
+        for calls_of_practice in by_practice.chunk_by(|a, b| a >> 32 == b >> 32) {
+            let practice = self.calls[calls_of_practice[0] as u32 as usize].practice;
+            windows.clear();
+            for &key in calls_of_practice {
+                let index = key as u32 as usize;
+                let call = &self.calls[index];
+                debug_assert_eq!(call.practice, practice);
+                let range = call_starts[index] as usize..call_starts[index + 1] as usize;
+                held.clear();
+                held.extend(
+                    by_call[range]
+                        .iter()
+                        .map(|&copy| self.copy_ref(&self.copies[copy as usize])),
+                );
+                held.sort_unstable();
+                let facts = derive_unordered(
+                    &held,
+                    call.practice_level,
+                    |at| core_days.is_core(&self.core_hours, at),
+                    &mut placed,
+                );
+                output.duplicates += facts.duplicates;
+                windows.add_call(&placed);
+                if with_calls && !call.practice_level {
+                    output.calls.push(facts.summary(SummaryOf {
+                        practice: call.practice.to_code(),
+                        vendor: self.vendors[usize::from(call.vendor)].to_string(),
+                        call_id: self.call_id(call).to_string(),
+                        revision: u64::from(call.events),
+                        is_final: true,
+                        events: u64::from(call.events),
+                    }));
+                }
             }
-            if with_calls && !call.practice_level {
-                output.calls.push(facts.summary(SummaryOf {
-                    practice: call.practice.to_code(),
-                    vendor: self.vendors[usize::from(call.vendor)].to_string(),
-                    call_id: call_id_of[index].to_string(),
-                    revision: u64::from(call.events),
-                    is_final: true,
-                    events: u64::from(call.events),
-                }));
-            }
+            windows.emit(practice, &mut output.windows);
         }
-        output.windows = windows.into_records(waiting);
         output.calls.sort_unstable_by(|a, b| {
             (&a.practice, &a.vendor, &a.call_id).cmp(&(&b.practice, &b.vendor, &b.call_id))
         });
@@ -407,234 +471,268 @@ impl Batch {
     }
 }
 
-/// A window's identity in one number, ordered as practice, size, start:
-/// practice ids take 22 bits, and every window starts on a whole minute
-/// (London midnight is a whole hour in UTC).
-fn window_key(practice: PracticeId, size: WindowSize, start: Timestamp) -> u64 {
-    debug_assert_eq!(start.0 % MINUTE_MS, 0, "windows start on a minute");
-    debug_assert!(start.0 >= 0 && start.0 / MINUTE_MS < 1 << 30);
-    (u64::from(practice.as_u32()) << 32)
-        | ((size.index() as u64) << 30)
-        | (start.0 / MINUTE_MS) as u64
+/// The hash under which a call is found: of its whole key, so that calls
+/// of different practices or vendors sharing a call id are rarely chained.
+fn call_key_hash(practice: PracticeId, vendor: u16, call_id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write_u32(practice.as_u32());
+    hasher.write_u16(vendor);
+    hasher.write(call_id.as_bytes());
+    hasher.finish()
 }
 
-/// A vector in fixed chunks: window totals are large, and growing one
-/// vector would copy all of them at every doubling.
-struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-const CHUNK: usize = 4096;
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> Chunked<T> {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn push(&mut self, value: T) {
-        if self.len % CHUNK == 0 {
-            self.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        self.chunks.last_mut().expect("a chunk").push(value);
-        self.len += 1;
-    }
-
-    fn get(&self, index: u32) -> &T {
-        &self.chunks[index as usize / CHUNK][index as usize % CHUNK]
-    }
-
-    fn get_mut(&mut self, index: u32) -> &mut T {
-        &mut self.chunks[index as usize / CHUNK][index as usize % CHUNK]
-    }
-}
-
-/// Windows that only grow, found by key.
-#[derive(Default)]
-struct WindowStore {
-    index: FxHashMap<u64, u32>,
-    places: Vec<WindowPlace>,
-    totals: Chunked<WindowTotals>,
-    /// Per window size, the last window found: key, end and slot (at
-    /// first an end of 1970, before any valid event).
-    last: [(u64, Timestamp, u32); 4],
+/// One practice's windows while its calls are added, emitted as records
+/// once its last call is in. Contributions are added to minute windows
+/// only: the 15-minute, hour and day windows are unions of whole minutes
+/// (London midnight is a whole hour in UTC), and every total but
+/// `unique_callers` adds up, so they are summed from their minutes at the
+/// end. Every buffer is kept for the next practice.
+struct PracticeWindows {
+    /// Start and totals of each minute window, by slot.
+    minutes: Vec<(Timestamp, WindowTotals)>,
+    minute_slots: FxHashMap<Timestamp, u32>,
+    /// Recently found minutes and their slots, by minute number modulo
+    /// [`RECENT_MINUTES`]: a call's contributions mostly fall in a few
+    /// minutes close together, which this finds without hashing.
+    recent: [(i64, u32); RECENT_MINUTES],
+    /// Waiting intervals, [from, until).
+    waiting: Vec<(Timestamp, Timestamp)>,
+    /// Each offered caller's digest, when, and the slot of its minute.
+    callers: Vec<(u64, Timestamp, u32)>,
+    // Buffers of `emit`.
+    /// Minute slots in time order, each as its start minute and slot.
+    order: Vec<u64>,
+    /// 15-minute, hour and day windows in time order: start, end, totals.
+    coarser: [Vec<(Timestamp, Timestamp, WindowTotals)>; 3],
+    /// By minute slot: the minute's slot and the indexes in `coarser` of
+    /// the windows holding it, by [`WindowSize::index`].
+    holding: Vec<[u32; 4]>,
     day_cache: DayCache,
+    steps: Vec<(Timestamp, u64)>,
+    ends: BinaryHeap<Reverse<Timestamp>>,
 }
 
-impl WindowStore {
-    /// Adds a call's contributions at one instant to the windows holding it.
-    fn add(
-        &mut self,
-        practice: PracticeId,
-        at_one_instant: &[Placed],
-        waiting: &mut Vec<(PracticeId, Timestamp, Timestamp)>,
-        callers: &mut FxHashSet<(u32, u64)>,
-    ) {
-        let Some(&(at, _)) = at_one_instant.first() else {
-            return;
-        };
-        let mut points = at_one_instant
-            .iter()
-            .filter(|(_, c)| is_point(c))
-            .peekable();
-        if points.peek().is_some() {
-            let mut slots = [0u32; 4];
-            for size in WindowSize::ALL {
-                slots[size.index()] = self.slot(practice, size, at);
-            }
-            for &(_, contribution) in points {
-                for &slot in &slots {
-                    add_point(self.totals.get_mut(slot), slot, contribution, callers);
+const RECENT_MINUTES: usize = 64;
+
+/// A minute number no instant has, for empty [`PracticeWindows::recent`] entries.
+const NO_MINUTE: i64 = i64::MIN;
+
+/// The coarser window sizes, in the order of [`PracticeWindows::coarser`].
+const COARSER: [WindowSize; 3] = [
+    WindowSize::FifteenMinutes,
+    WindowSize::Hour,
+    WindowSize::Day,
+];
+
+impl Default for PracticeWindows {
+    fn default() -> Self {
+        PracticeWindows {
+            minutes: Vec::new(),
+            minute_slots: FxHashMap::default(),
+            recent: [(NO_MINUTE, 0); RECENT_MINUTES],
+            waiting: Vec::new(),
+            callers: Vec::new(),
+            order: Vec::new(),
+            coarser: Default::default(),
+            holding: Vec::new(),
+            day_cache: DayCache::default(),
+            steps: Vec::new(),
+            ends: BinaryHeap::new(),
+        }
+    }
+}
+
+impl PracticeWindows {
+    fn clear(&mut self) {
+        self.minutes.clear();
+        self.minute_slots.clear();
+        self.recent = [(NO_MINUTE, 0); RECENT_MINUTES];
+        self.waiting.clear();
+        self.callers.clear();
+    }
+
+    /// Adds a call's contributions (from [`derive_unordered`]) to the
+    /// minute windows holding them.
+    fn add_call(&mut self, placed: &[Placed]) {
+        for &(at, contribution) in placed {
+            match contribution {
+                Contribution::WaitingUntil(until) => self.waiting.push((at, until)),
+                // With the whole input in hand, a call with no outcome was
+                // not waiting (§3).
+                Contribution::OpenWaitFrom => {}
+                point => {
+                    let slot = self.minute_slot(at);
+                    add_point(&mut self.minutes[slot as usize].1, point);
+                    if let Contribution::Offered {
+                        caller: Some(digest),
+                    } = point
+                    {
+                        self.callers.push((digest, at, slot));
+                    }
                 }
             }
         }
-        for &(_, contribution) in at_one_instant {
-            // With the whole input in hand, a call with no outcome was not
-            // waiting (§3): `OpenWaitFrom` counts for nothing here.
-            if let Contribution::WaitingUntil(until) = contribution {
-                waiting.push((practice, at, until));
-            }
-        }
     }
 
-    fn slot(&mut self, practice: PracticeId, size: WindowSize, at: Timestamp) -> u32 {
-        // A call's instants mostly share their hour and day: the last
-        // window of each size is looked up without hashing.
-        let (last_key, last_end, last_slot) = self.last[size.index()];
-        if last_key >> 32 == u64::from(practice.as_u32())
-            && at < last_end
-            && at.0 >= ((last_key & ((1 << 30) - 1)) as i64) * MINUTE_MS
-        {
-            return last_slot;
+    /// The slot of the minute window holding `at`, added if it is new.
+    fn minute_slot(&mut self, at: Timestamp) -> u32 {
+        let minute = at.0.div_euclid(MINUTE_MS);
+        let recent = &mut self.recent[minute.rem_euclid(RECENT_MINUTES as i64) as usize];
+        if recent.0 == minute {
+            return recent.1;
         }
-        let (start, end) = self.day_cache.bounds(size, at);
-        let key = window_key(practice, size, start);
-        let next = self.totals.len() as u32;
-        let slot = *self.index.entry(key).or_insert(next);
-        self.last[size.index()] = (key, end, slot);
+        let start = Timestamp(minute * MINUTE_MS);
+        let next = self.minutes.len() as u32;
+        let slot = *self.minute_slots.entry(start).or_insert(next);
         if slot == next {
-            self.places.push(WindowPlace {
-                practice,
-                size,
-                start,
-                end,
-            });
-            self.totals.push(WindowTotals::default());
+            self.minutes.push((start, WindowTotals::default()));
         }
+        *recent = (minute, slot);
         slot
     }
 
-    /// The final records, with `unique_callers` and `peak_waiting`, which
-    /// need every call of the window at once.
-    fn into_records(
-        self,
-        mut waiting: Vec<(PracticeId, Timestamp, Timestamp)>,
-    ) -> Vec<WindowMetrics> {
-        // Practice ids order as their codes do.
-        let mut order: Vec<(u64, u32)> = self.index.into_iter().collect();
-        order.sort_unstable();
-        waiting.sort_unstable();
+    /// Appends the practice's final records, ordered by size and start.
+    fn emit(&mut self, practice: PracticeId, records: &mut Vec<WindowMetrics>) {
+        // Validated events are from 2000 to 2100: a start in minutes
+        // fits in the upper half of a u64, the slot in the lower.
+        self.order.clear();
+        self.order
+            .extend(self.minutes.iter().enumerate().map(|(slot, (start, _))| {
+                debug_assert!(start.0 >= 0 && start.0 / MINUTE_MS < 1 << 31);
+                ((start.0 / MINUTE_MS) as u64) << 32 | slot as u64
+            }));
+        self.order.sort_unstable();
 
-        let mut records = Vec::with_capacity(order.len());
-        let mut steps: Vec<(Timestamp, u64)> = Vec::new();
-        let mut ends = BinaryHeap::new();
-        let mut steps_of: Option<PracticeId> = None;
-        let mut waiting_rest = &waiting[..];
-        let mut code = String::new();
-        for (_, slot) in order {
-            let (place, totals) = (&self.places[slot as usize], self.totals.get(slot));
-            if steps_of != Some(place.practice) {
-                // Waiting intervals are sorted by practice, as windows are.
-                while waiting_rest
-                    .first()
-                    .is_some_and(|&(practice, _, _)| practice < place.practice)
-                {
-                    waiting_rest = &waiting_rest[1..];
-                }
-                let count = waiting_rest
-                    .iter()
-                    .take_while(|&&(practice, _, _)| practice == place.practice)
-                    .count();
-                let (mine, rest) = waiting_rest.split_at(count);
-                waiting_rest = rest;
-                waiting_steps(mine, &mut ends, &mut steps);
-                steps_of = Some(place.practice);
-                code = place.practice.to_code();
-            }
-            records.push(WindowMetrics {
-                practice: code.clone(),
-                window: place.size,
-                start: place.start,
-                end: place.end,
-                revision: totals.events,
-                is_final: true,
-                offered: totals.offered,
-                answered: totals.outcomes[0],
-                callback_requested: totals.outcomes[1],
-                abandoned: totals.outcomes[2],
-                missed: totals.outcomes[3],
-                ivr_ended: totals.outcomes[4],
-                diverted_111: totals.outcomes[5],
-                diverted_111_core: totals.diverted_111_core,
-                callbacks_made: totals.callbacks_made,
-                unique_callers: totals.unique_callers,
-                peak_waiting: peak_in(&steps, place.start, place.end),
-                wait_count: totals.waits.count,
-                wait_ms_sum: totals.waits.sum,
-                wait_ms_max: totals.waits.max,
-                wait_hist: totals.waits.hist,
-                abandon_count: totals.abandons.count,
-                abandon_ms_sum: totals.abandons.sum,
-                abandon_ms_max: totals.abandons.max,
-                abandon_hist: totals.abandons.hist,
-                talk_count: totals.talks.count,
-                talk_ms_sum: totals.talks.sum,
-                talk_ms_max: totals.talks.max,
-                talk_hist: totals.talks.hist,
-                callback_delay_count: totals.callback_delays.count,
-                callback_delay_ms_sum: totals.callback_delays.sum,
-                dq_duplicates: totals.duplicates,
-                dq_conflicts: totals.conflicts,
-            });
+        // Minutes in time order: each coarser window is a run of them.
+        for windows in &mut self.coarser {
+            windows.clear();
         }
-        records
+        self.holding.clear();
+        self.holding.resize(self.minutes.len(), [0; 4]);
+        for &key in &self.order {
+            let slot = key as u32;
+            let (minute_start, minute) = &self.minutes[slot as usize];
+            let mut holding = [slot, 0, 0, 0];
+            for (size, windows) in COARSER.into_iter().zip(&mut self.coarser) {
+                let (start, end) = self.day_cache.bounds(size, *minute_start);
+                debug_assert!(
+                    start <= *minute_start && minute_start.0 + MINUTE_MS <= end.0,
+                    "windows nest"
+                );
+                if windows.last().is_none_or(|&(last, _, _)| last != start) {
+                    windows.push((start, end, WindowTotals::default()));
+                }
+                let last = windows.len() - 1;
+                windows[last].2.add_nested(minute);
+                holding[size.index()] = last as u32;
+            }
+            self.holding[slot as usize] = holding;
+        }
+
+        // Each caller's offers in time order: a window of any size holds
+        // a run of them, so a caller counts once per run.
+        self.callers
+            .sort_unstable_by_key(|&(digest, at, _)| (digest, at));
+        let mut previous: Option<(u64, [u32; 4])> = None;
+        for &(digest, _, slot) in &self.callers {
+            let holding = self.holding[slot as usize];
+            for size in WindowSize::ALL {
+                let i = size.index();
+                if previous.is_some_and(|(last, last_holding)| {
+                    last == digest && last_holding[i] == holding[i]
+                }) {
+                    continue;
+                }
+                let totals = match size {
+                    WindowSize::Minute => &mut self.minutes[holding[i] as usize].1,
+                    _ => &mut self.coarser[i - 1][holding[i] as usize].2,
+                };
+                totals.unique_callers += 1;
+            }
+            previous = Some((digest, holding));
+        }
+
+        self.waiting.sort_unstable();
+        waiting_steps(&self.waiting, &mut self.ends, &mut self.steps);
+
+        let code = practice.to_code();
+        let mut peaks = PeakCursor::new(&self.steps);
+        for &key in &self.order {
+            let (start, totals) = &self.minutes[key as u32 as usize];
+            let end = Timestamp(start.0 + MINUTE_MS);
+            let peak = peaks.peak_in(*start, end);
+            records.push(window_record(
+                &code,
+                WindowSize::Minute,
+                *start,
+                end,
+                totals,
+                peak,
+            ));
+        }
+        for (size, windows) in COARSER.into_iter().zip(&self.coarser) {
+            let mut peaks = PeakCursor::new(&self.steps);
+            for &(start, end, ref totals) in windows {
+                let peak = peaks.peak_in(start, end);
+                records.push(window_record(&code, size, start, end, totals, peak));
+            }
+        }
     }
 }
 
-fn is_point(contribution: &Contribution) -> bool {
-    !matches!(
-        contribution,
-        Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom
-    )
+fn window_record(
+    practice: &str,
+    size: WindowSize,
+    start: Timestamp,
+    end: Timestamp,
+    totals: &WindowTotals,
+    peak_waiting: u64,
+) -> WindowMetrics {
+    WindowMetrics {
+        practice: practice.to_string(),
+        window: size,
+        start,
+        end,
+        revision: totals.events,
+        is_final: true,
+        offered: totals.offered,
+        answered: totals.outcomes[0],
+        callback_requested: totals.outcomes[1],
+        abandoned: totals.outcomes[2],
+        missed: totals.outcomes[3],
+        ivr_ended: totals.outcomes[4],
+        diverted_111: totals.outcomes[5],
+        diverted_111_core: totals.diverted_111_core,
+        callbacks_made: totals.callbacks_made,
+        unique_callers: totals.unique_callers,
+        peak_waiting,
+        wait_count: totals.waits.count,
+        wait_ms_sum: totals.waits.sum,
+        wait_ms_max: totals.waits.max,
+        wait_hist: totals.waits.hist,
+        abandon_count: totals.abandons.count,
+        abandon_ms_sum: totals.abandons.sum,
+        abandon_ms_max: totals.abandons.max,
+        abandon_hist: totals.abandons.hist,
+        talk_count: totals.talks.count,
+        talk_ms_sum: totals.talks.sum,
+        talk_ms_max: totals.talks.max,
+        talk_hist: totals.talks.hist,
+        callback_delay_count: totals.callback_delays.count,
+        callback_delay_ms_sum: totals.callback_delays.sum,
+        dq_duplicates: totals.duplicates,
+        dq_conflicts: totals.conflicts,
+    }
 }
 
-fn add_point(
-    totals: &mut WindowTotals,
-    slot: u32,
-    contribution: Contribution,
-    callers: &mut FxHashSet<(u32, u64)>,
-) {
+/// Adds a contribution at one instant to the minute window holding it
+/// (`unique_callers` is counted in [`PracticeWindows::emit`]).
+fn add_point(totals: &mut WindowTotals, contribution: Contribution) {
     match contribution {
         Contribution::Landed => totals.events += 1,
         Contribution::Duplicate => totals.duplicates += 1,
         Contribution::Conflict => totals.conflicts += 1,
-        Contribution::Offered { caller } => {
-            totals.offered += 1;
-            if let Some(digest) = caller {
-                if callers.insert((slot, digest)) {
-                    totals.unique_callers += 1;
-                }
-            }
-        }
+        Contribution::Offered { .. } => totals.offered += 1,
         Contribution::Outcome {
             kind,
             in_core_hours,
@@ -660,11 +758,11 @@ fn add_point(
 /// `intervals` are sorted by start; ends wait in a heap (a practice has
 /// few calls waiting at once), so nothing else needs sorting.
 fn waiting_steps(
-    intervals: &[(PracticeId, Timestamp, Timestamp)],
+    intervals: &[(Timestamp, Timestamp)],
     ends: &mut BinaryHeap<Reverse<Timestamp>>,
     steps: &mut Vec<(Timestamp, u64)>,
 ) {
-    debug_assert!(intervals.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+    debug_assert!(intervals.windows(2).all(|pair| pair[0].0 <= pair[1].0));
     ends.clear();
     steps.clear();
     // At one instant ends come before starts (an end is exclusive), and
@@ -673,7 +771,7 @@ fn waiting_steps(
         Some(last) if last.0 == at => last.1 = waiting as u64,
         _ => steps.push((at, waiting as u64)),
     };
-    for &(_, from, until) in intervals {
+    for &(from, until) in intervals {
         debug_assert!(from < until, "empty waits are not placed");
         while let Some(&Reverse(end)) = ends.peek() {
             if end > from {
@@ -690,19 +788,41 @@ fn waiting_steps(
     }
 }
 
-/// The largest number of calls waiting at one instant of `[start, end)`:
-/// the number waiting at `start`, or after any change inside the window.
-fn peak_in(steps: &[(Timestamp, u64)], start: Timestamp, end: Timestamp) -> u64 {
-    let first_after_start = steps.partition_point(|&(at, _)| at <= start);
-    let at_start = match first_after_start {
-        0 => 0,
-        n => steps[n - 1].1,
-    };
-    steps[first_after_start..]
-        .iter()
-        .take_while(|&&(at, _)| at < end)
-        .map(|&(_, waiting)| waiting)
-        .fold(at_start, u64::max)
+/// Finds `peak_waiting` in windows of one size, visited in order of start:
+/// the first step after a window's start is found by moving on from the
+/// previous window's.
+struct PeakCursor<'a> {
+    steps: &'a [(Timestamp, u64)],
+    /// The first step after the previous window's start.
+    next: usize,
+}
+
+impl<'a> PeakCursor<'a> {
+    fn new(steps: &'a [(Timestamp, u64)]) -> Self {
+        PeakCursor { steps, next: 0 }
+    }
+
+    /// The largest number of calls waiting at one instant of `[start, end)`:
+    /// the number waiting at `start`, or after any change inside the window.
+    fn peak_in(&mut self, start: Timestamp, end: Timestamp) -> u64 {
+        debug_assert!(self.next == 0 || self.steps[self.next - 1].0 <= start);
+        while self
+            .steps
+            .get(self.next)
+            .is_some_and(|&(at, _)| at <= start)
+        {
+            self.next += 1;
+        }
+        let at_start = match self.next {
+            0 => 0,
+            n => self.steps[n - 1].1,
+        };
+        self.steps[self.next..]
+            .iter()
+            .take_while(|&&(at, _)| at < end)
+            .map(|&(_, waiting)| waiting)
+            .fold(at_start, u64::max)
+    }
 }
 
 #[cfg(test)]
@@ -715,19 +835,20 @@ mod tests {
 
     #[test]
     fn peak_counts_the_start_instant_and_changes_inside_only() {
-        let practice = PracticeId::from_code("A81001").unwrap();
-        let intervals = [
-            (practice, ts(0), ts(10)),
-            (practice, ts(5), ts(15)),
-            (practice, ts(10), ts(20)),
-        ];
+        let intervals = [(ts(0), ts(10)), (ts(5), ts(15)), (ts(10), ts(20))];
         let (mut ends, mut steps) = (BinaryHeap::new(), Vec::new());
         waiting_steps(&intervals, &mut ends, &mut steps);
-        assert_eq!(peak_in(&steps, ts(0), ts(60)), 2);
-        assert_eq!(peak_in(&steps, ts(11), ts(60)), 2);
-        assert_eq!(peak_in(&steps, ts(16), ts(60)), 1);
-        assert_eq!(peak_in(&steps, ts(20), ts(60)), 0);
-        assert_eq!(peak_in(&steps, ts(-10), ts(0)), 0, "the end is exclusive");
-        assert_eq!(peak_in(&steps, ts(-10), ts(1)), 1);
+        let peak_in = |start, end| PeakCursor::new(&steps).peak_in(start, end);
+        assert_eq!(peak_in(ts(0), ts(60)), 2);
+        assert_eq!(peak_in(ts(11), ts(60)), 2);
+        assert_eq!(peak_in(ts(16), ts(60)), 1);
+        assert_eq!(peak_in(ts(20), ts(60)), 0);
+        assert_eq!(peak_in(ts(-10), ts(0)), 0, "the end is exclusive");
+        assert_eq!(peak_in(ts(-10), ts(1)), 1);
+        // One cursor over windows in order gives the same answers.
+        let mut cursor = PeakCursor::new(&steps);
+        for (start, end, peak) in [(-10, 0, 0), (-10, 1, 1), (0, 5, 1), (5, 10, 2), (16, 60, 1)] {
+            assert_eq!(cursor.peak_in(ts(start), ts(end)), peak, "[{start}, {end})");
+        }
     }
 }
