@@ -85,6 +85,15 @@ impl Service {
         }
     }
 
+    /// SIGKILL: no flush, no commit, no goodbye.
+    pub fn kill(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.exited = Some(false);
+        }
+    }
+
     /// SIGTERM, then waits (up to `timeout`, then SIGKILL); whether it
     /// exited with status 0.
     pub fn terminate(&mut self, timeout: Duration) -> bool {
