@@ -113,7 +113,11 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;
-    tracing::info!(%addr, demo, "adapters listening");
+    let tls = crate::serve::tls_acceptor(
+        &config.adapters.tls_cert_file,
+        &config.adapters.tls_key_file,
+    )?;
+    tracing::info!(%addr, demo, tls = tls.is_some(), "adapters listening");
     // Ready while the broker answers (checked every 10 seconds).
     let readiness = Readiness::new(&[KAFKA]);
     let _watch = {
@@ -129,7 +133,15 @@ pub async fn run(
             },
         )?
     };
-    serve_with_readiness(state, listener, readiness, shutdown).await
+    serve_with(
+        state,
+        listener,
+        readiness,
+        tls,
+        Duration::from_millis(config.adapters.header_read_timeout_ms.max(1)),
+        shutdown,
+    )
+    .await
 }
 
 /// Readiness check: the broker answers (metadata and offsets of the call-events topic).
@@ -196,11 +208,37 @@ pub async fn serve_with_readiness(
     readiness: Arc<Readiness>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(
+        state,
+        listener,
+        readiness,
+        None,
+        Duration::from_secs(10),
+        shutdown,
+    )
+    .await
+}
+
+/// As [`serve_with_readiness`], over TLS when `tls` is given, closing
+/// connections that take longer than `header_read_timeout` to send a
+/// request's headers or finish the TLS handshake (crate::serve).
+pub async fn serve_with(
+    state: Arc<IngestState>,
+    listener: tokio::net::TcpListener,
+    readiness: Arc<Readiness>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let publisher = state.publisher.clone();
-    axum::serve(listener, router_with_readiness(state, readiness))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")?;
+    crate::serve::serve(
+        listener,
+        router_with_readiness(state, readiness),
+        tls,
+        header_read_timeout,
+        shutdown,
+    )
+    .await;
     publisher.flush(Duration::from_secs(10));
     Ok(())
 }

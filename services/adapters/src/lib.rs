@@ -23,6 +23,7 @@ pub mod mapping;
 pub mod pseudonym;
 pub mod publish;
 pub mod redact;
+pub mod serve;
 pub mod settings;
 pub mod throttle;
 pub mod timefmt;

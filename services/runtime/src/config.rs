@@ -114,6 +114,9 @@ pub struct AdaptersConfig {
     pub max_event_age_ms: i64,
     pub sender_records_per_second: u32,
     pub sender_burst_records: u32,
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    pub header_read_timeout_ms: u64,
 }
 
 /// Secrets stay out of logs and panics.
@@ -134,6 +137,9 @@ impl std::fmt::Debug for AdaptersConfig {
             .field("max_event_age_ms", &self.max_event_age_ms)
             .field("sender_records_per_second", &self.sender_records_per_second)
             .field("sender_burst_records", &self.sender_burst_records)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .field("header_read_timeout_ms", &self.header_read_timeout_ms)
             .finish()
     }
 }
