@@ -124,3 +124,38 @@ async fn a_new_member_resumes_at_the_groups_committed_offset() {
     member.subscribe(&[&topic]).unwrap();
     assert_everything_from(&read_to_end(&member), committed_at);
 }
+
+#[tokio::test]
+async fn a_member_waiting_on_an_empty_partition_receives_what_is_published_later() {
+    let config = test_config("broker_waiting");
+    let topic = config.topics.call_events.clone();
+    kafka::ensure_topics_with_partitions(&config.kafka, &[&topic], 1)
+        .await
+        .unwrap();
+    let member = client(&config, &format!("{}-waiting", config.processor.group_id));
+    member.subscribe(&[&topic]).unwrap();
+    // Joined and positioned at the (empty) start before anything is sent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.assignment().unwrap().count() == 0 {
+        assert!(Instant::now() < deadline, "never assigned");
+        assert!(member.poll(Duration::from_millis(100)).is_none());
+    }
+    for _ in 0..10 {
+        assert!(member.poll(Duration::from_millis(100)).is_none());
+    }
+    let producer = kafka::producer(&config.kafka).unwrap();
+    let payloads: Vec<String> = (0..RECORDS).map(|i| format!("record {i}")).collect();
+    let deliveries: Vec<_> = payloads
+        .iter()
+        .map(|payload| {
+            producer
+                .send_result(FutureRecord::to(&topic).key("A81001").payload(payload))
+                .map_err(|(err, _)| err)
+                .unwrap()
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(err, _)| err).unwrap();
+    }
+    assert_everything_from(&read_to_end(&member), 0);
+}

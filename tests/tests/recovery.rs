@@ -295,6 +295,7 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
     let logs = [first.log(), second.log(), third_member.log()];
     if actual != expected {
         eprintln!("{}", logs.join("\n---\n"));
+        eprintln!("{}", group_positions(&config));
     }
     assert!(
         third_member.terminate(),
@@ -313,4 +314,32 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
             .any(|log| log.contains("resuming from checkpoint")),
         "members that took over partitions should rebuild them from checkpoints"
     );
+}
+
+/// The group's committed offsets and each partition's watermarks, for
+/// failure messages.
+fn group_positions(config: &Config) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let group: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", &config.processor.group_id)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in 0..config.kafka.partitions {
+        partitions.add_partition(&config.topics.call_events, partition);
+    }
+    let committed = group
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .map(|list| {
+            list.elements()
+                .iter()
+                .map(|e| (e.partition(), e.offset()))
+                .collect::<Vec<_>>()
+        });
+    let watermarks: Vec<_> = (0..config.kafka.partitions)
+        .map(|p| group.fetch_watermarks(&config.topics.call_events, p, Duration::from_secs(10)))
+        .collect();
+    format!("group committed: {committed:?}; watermarks (low, high): {watermarks:?}")
 }
