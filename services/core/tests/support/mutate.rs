@@ -14,7 +14,8 @@ pub enum Mutation {
     Insert(f64, String),
     Delete(f64, usize),
     RepeatLine(f64),
-    /// The value after the n-th `:` or `=` (a JSON member, a TOML key).
+    /// The value after the n-th `:`, `=` or `,` (a JSON member, a TOML
+    /// key, a CSV field).
     ReplaceValue(f64, String),
 }
 
@@ -88,7 +89,10 @@ pub fn apply(mutation: &Mutation, text: &str) -> String {
             return out.join("\n");
         }
         Mutation::ReplaceValue(at, value) => {
-            let separators: Vec<usize> = text.match_indices([':', '=']).map(|(i, _)| i).collect();
+            let separators: Vec<usize> = text
+                .match_indices([':', '=', ','])
+                .map(|(i, _)| i)
+                .collect();
             if separators.is_empty() {
                 return text.to_string();
             }
