@@ -9,6 +9,8 @@
 //! numbers, deep nesting, long strings, invalid UTF-8), arbitrary bytes as a
 //! whole file, the generic (canonical JSON) adapter on its own, the HTTP
 //! body splitter, and the record size limit just under and just over.
+//! Also the operator's files the adapters read: the practice mappings
+//! (`mapping.toml`) and the practice codes of an organisations CSV.
 //!
 //! The properties: no panic; bounded output (a few events per record, a
 //! rejection of bounded size per bad record); no caller's number from the
@@ -19,10 +21,14 @@ use std::path::{Path, PathBuf};
 
 use callpulse_adapters::file::{adapt_file, FileSummary, Rejection, MAX_RECORD_BYTES};
 use callpulse_adapters::http::split_json_records;
+use callpulse_adapters::settings::practice_codes;
 use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, Timestamp};
 use proptest::prelude::*;
 use serde_json::Value;
+
+#[path = "../../core/tests/support/mutate.rs"]
+mod text_mutate;
 
 /// The most canonical events one vendor record may imply: a call's
 /// offered, queued, answered/abandoned/diverted and ended, with room to spare.
@@ -453,6 +459,51 @@ proptest! {
     ) {
         if let Ok(records) = split_json_records(&body) {
             prop_assert!(records.len() <= body.len() / 2 + 1, "{} records", records.len());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The golden samples' mapping files broken, or arbitrary text: a
+    /// mapping or an error that says what is wrong.
+    #[test]
+    fn practice_mappings_parse_or_say_why(
+        which in prop::sample::select(vec!["generic", "twilio", "amazon-connect", "asterisk", "asterisk-queue-log", "teams"]),
+        mutations in prop::collection::vec(text_mutate::mutation(), 1..4),
+        arbitrary in prop::option::weighted(0.2, "\\PC{0,200}"),
+    ) {
+        let text = arbitrary.unwrap_or_else(|| {
+            let valid = fs::read_to_string(sample_dir(which).join("mapping.toml")).unwrap();
+            text_mutate::mutated(&valid, &mutations)
+        });
+        if let Err(err) = PracticeMapping::from_toml(&text) {
+            prop_assert!(!err.to_string().is_empty());
+        }
+    }
+
+    /// The practice codes of an organisations CSV (the directory the
+    /// generic adapter checks practices against).
+    #[test]
+    fn practice_codes_parse_or_say_why(
+        mutations in prop::collection::vec(text_mutate::mutation(), 1..4),
+        arbitrary in prop::option::weighted(0.2, "\\PC{0,200}"),
+    ) {
+        let text = arbitrary.unwrap_or_else(|| {
+            let head: String = include_str!("../../../data/organisations.csv")
+                .lines()
+                .take(20)
+                .map(|line| format!("{line}\n"))
+                .collect();
+            text_mutate::mutated(&head, &mutations)
+        });
+        match practice_codes(&text) {
+            Ok(codes) => prop_assert!(codes.len() <= text.lines().count()),
+            Err(err) => {
+                let message = format!("{err:#}");
+                prop_assert!(!message.is_empty());
+            }
         }
     }
 }

@@ -7,10 +7,15 @@
 //! repeated, a value swapped for a hostile one). Properties: never a panic;
 //! an error names the file; and, as these are secrets, no error quotes a
 //! token: start-up errors go to logs that more people read.
+//!
+//! Also the parts of a request's URL the API parses (`Node::parse` of a
+//! level and a code, `parse_day`), which anyone who can reach the port sends.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use callpulse_dashboard::api::parse_day;
+use callpulse_dashboard::node::Node;
 use callpulse_dashboard::Tokens;
 use proptest::prelude::*;
 
@@ -99,6 +104,24 @@ proptest! {
             let message = err.to_string();
             prop_assert!(message.len() > "login tokens: ".len(), "{}", message);
             check_no_secret(&message)?;
+        }
+    }
+
+    #[test]
+    fn url_parts_parse_or_are_a_bad_request(
+        level in prop_oneof![
+            prop::sample::select(vec!["england", "region", "icb", "pcn", "practice"]).prop_map(str::to_string),
+            "\\PC{0,12}",
+        ],
+        code in prop_oneof!["[A-Za-z0-9]{0,7}", "\\PC{0,12}"],
+        day in prop_oneof!["[0-9]{4}-[0-9]{2}-[0-9]{2}", "[+-]?[0-9]{1,7}-[0-9]{1,3}-[0-9]{1,3}", "\\PC{0,12}"],
+    ) {
+        if let Ok(node) = Node::parse(&level, &code) {
+            prop_assert_eq!(node.code, code.to_ascii_uppercase());
+        }
+        match parse_day(&day) {
+            Ok(canonical) => prop_assert_eq!(parse_day(&canonical).ok(), Some(canonical)),
+            Err(err) => prop_assert!(err.to_string().contains("is not a date")),
         }
     }
 }
