@@ -17,6 +17,22 @@ use crate::{AdaptContext, AdaptError, Vendor};
 /// Real records are well under 16 KiB (an Amazon Connect CTR with attributes).
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 
+/// How much of a rejected record is kept: enough to see what was wrong.
+const MAX_KEPT_RECORD_BYTES: usize = 4096;
+
+/// How much of the reason is kept. A JSON parser's message quotes the value
+/// it could not read, which may be a string of any length.
+const MAX_ERROR_BYTES: usize = 1024;
+
+/// The longest start of `text` of at most `max` bytes that ends on a character.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut cut = text.len().min(max);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
 /// A record that could not be adapted, as it goes to the rejects file and
 /// the dead-letter topic: what, where and why, with numbers masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +47,7 @@ pub struct Rejection {
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Why, cut to 1 KiB: a parser's message may quote a whole value.
     pub error: String,
     /// The record as received, with anything like a phone number masked,
     /// cut to 4 KiB.
@@ -47,18 +64,14 @@ impl Rejection {
         record: &str,
         rejected_at: Timestamp,
     ) -> Self {
-        let mut cut = record.len().min(4096);
-        while !record.is_char_boundary(cut) {
-            cut -= 1;
-        }
         Rejection {
             vendor: vendor.name().to_string(),
             source: source.to_string(),
             line,
             code: error.code().to_string(),
             field: error.field_name().map(str::to_string),
-            error: error.to_string(),
-            record: redact_numbers(&record[..cut]),
+            error: prefix(&error.to_string(), MAX_ERROR_BYTES).to_string(),
+            record: redact_numbers(prefix(record, MAX_KEPT_RECORD_BYTES)),
             rejected_at,
         }
     }
@@ -241,6 +254,25 @@ mod tests {
         for reject in &rejects {
             assert!(!reject.to_json().contains("7700"), "{}", reject.to_json());
         }
+    }
+
+    /// Found by `tests/fuzz_parsers.rs`: serde's message quotes the whole
+    /// value it could not read, so a 70 KB string made a 70 KB rejection.
+    #[test]
+    fn a_rejection_keeps_a_bounded_part_of_a_long_error() {
+        let value = "é".repeat(40_000);
+        let err = AdaptError::field("queue_position", format!("`{value}` is not a number"));
+        let rejection = Rejection::new(
+            Vendor::Generic,
+            "http",
+            None,
+            &err,
+            &value,
+            Timestamp::from_millis(0),
+        );
+        assert!(rejection.error.len() <= MAX_ERROR_BYTES);
+        assert!(rejection.error.starts_with("field `queue_position`: `éé"));
+        assert!(rejection.record.len() <= MAX_KEPT_RECORD_BYTES);
     }
 
     #[test]

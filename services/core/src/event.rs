@@ -751,6 +751,29 @@ mod tests {
                     prop_assert_eq!(Some(plain), by_serde.ok(), "{}", text);
                 }
             }
+
+            /// Lines cut short or with one byte changed: the fast reading
+            /// must not accept what serde refuses, nor panic on any of it.
+            #[test]
+            fn plain_reading_agrees_with_serde_on_broken_lines(
+                text in line(),
+                at in 0.0..1.0f64,
+                byte in any::<u8>(),
+                cut in any::<bool>(),
+            ) {
+                let mut bytes = text.into_bytes();
+                let i = ((at * bytes.len() as f64) as usize).min(bytes.len().saturating_sub(1));
+                if cut {
+                    bytes.truncate(i);
+                } else if !bytes.is_empty() {
+                    bytes[i] = byte;
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                if let Some(plain) = RawCallEvent::parse_plain(&text) {
+                    let by_serde = serde_json::from_str::<RawCallEvent<'_>>(&text);
+                    prop_assert_eq!(Some(plain), by_serde.ok(), "{}", text);
+                }
+            }
         }
     }
 

@@ -135,8 +135,10 @@ impl Tokens {
     pub fn add_file(&mut self, path: &Path) -> Result<(), Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| Error::Tokens(format!("reading {}: {err}", path.display())))?;
-        let file: TokensFile = toml::from_str(&text)
-            .map_err(|err| Error::Tokens(format!("{}: {err}", path.display())))?;
+        let file: TokensFile = toml::from_str(&text).map_err(|err| {
+            let problem = callpulse_runtime::config::toml_problem(&text, &err);
+            Error::Tokens(format!("{}: {problem}", path.display()))
+        })?;
         for entry in file.token {
             let scope = Scope::parse(&entry.scope)
                 .map_err(|err| Error::Tokens(format!("{}: {err}", path.display())))?;
@@ -155,7 +157,13 @@ impl Tokens {
             let (scope, secret) = pair.split_once('=').ok_or_else(|| {
                 Error::Tokens(format!("dashboard.tokens entry {}: not SCOPE=TOKEN", i + 1))
             })?;
-            let scope = Scope::parse(scope)?;
+            // Not quoted: with a comma or `=` missing, a token ends up here.
+            let scope = Scope::parse(scope).map_err(|_| {
+                Error::Tokens(format!(
+                    "dashboard.tokens entry {}: the scope before `=` is neither `england` nor an ICB code such as QHM",
+                    i + 1
+                ))
+            })?;
             let name = format!("dashboard.tokens[{}]", i + 1);
             self.add(&name, secret.trim(), scope)?;
         }
@@ -204,6 +212,16 @@ mod tests {
         assert!(tokens.add_pairs("england=short").is_err());
         assert!(tokens.add_pairs("Y63=cccccccccccccccccc").is_err());
         assert!(tokens.add_pairs("nothing-here").is_err());
+        // Found by tests/fuzz_parsers.rs: with an `=` and a comma missing,
+        // a token became part of the next scope, which the error quoted.
+        let err = Tokens::new()
+            .add_pairs(
+                "england=eeeeeeeeeeeeeeeeee, qoq ffffffffffffffffff england=gggggggggggggggggg",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("entry 2"), "{err}");
+        assert!(!err.contains("ffff"), "{err}");
         tokens.add_pairs("QHM=dddddddddddddddddd").unwrap();
         assert!(tokens.add_pairs("QYG=dddddddddddddddddd").is_err());
     }
@@ -225,6 +243,16 @@ mod tests {
         assert!(!format!("{tokens:?}").contains("eeee"));
         std::fs::write(&path, "[[token]]\nname = \"x\"\ntoken = \"ffffffffffffffffff\"\nscope = \"england\"\nextra = 1\n").unwrap();
         assert!(Tokens::new().add_file(&path).is_err());
+        // Found by tests/fuzz_parsers.rs: toml's message showed the line
+        // after an unclosed array, with its token, for the logs to keep.
+        std::fs::write(
+            &path,
+            "[[token]]\nname = [\"qhm\"\ntoken = \"gggggggggggggggggggg\"\nscope = \"QHM\"\n",
+        )
+        .unwrap();
+        let err = Tokens::new().add_file(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3, column 1"), "{err}");
+        assert!(!err.contains("gggg"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

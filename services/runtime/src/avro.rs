@@ -43,8 +43,19 @@ pub struct Codec {
     fingerprint: [u8; 8],
 }
 
+/// The most memory the decoder may set aside for one string, byte array
+/// or array of a message, whatever length the message claims. apache-avro
+/// allocates what a length prefix says before reading it, up to 512 MiB by
+/// default: a 14-byte message on the topic could make the processor ask
+/// for that much. Our fields are far shorter (ids at most 128 bytes,
+/// arrays of 10); a longer one is refused as an Avro error.
+pub const MAX_DECODED_FIELD: usize = 4096;
+
 impl Codec {
     fn new(text: &str) -> Codec {
+        // Set once per process, before anything is decoded (a codec is
+        // built before its first decode).
+        apache_avro::util::max_allocation_bytes(MAX_DECODED_FIELD);
         let schema = Schema::parse_str(text).expect("shipped schemas parse");
         let bytes = schema.fingerprint::<Rabin>().bytes;
         let fingerprint: [u8; 8] = bytes
@@ -255,6 +266,29 @@ mod tests {
             decode_window_metrics(&encode_window_metrics(&window).unwrap()).unwrap(),
             window
         );
+    }
+
+    /// Found by tests/fuzz_avro.rs: four bytes of body claimed a string of
+    /// 73,790 bytes, which apache-avro allocated before reading (claims up
+    /// to 512 MiB were honoured). Such a claim is now an error.
+    #[test]
+    fn a_huge_length_claim_is_refused_not_allocated() {
+        let header = &encode_call_event(&CallEvent {
+            event_id: "e1".into(),
+            call_id: None,
+            vendor: "generic".into(),
+            practice: "A81001".into(),
+            kind: EventKind::Offered,
+            at: Timestamp(0),
+            caller: None,
+            queue_position: None,
+        })
+        .unwrap()[..10];
+        let message = [header, &[0xfc, 0x80, 0x09, 0x00]].concat();
+        match decode_call_event(&message) {
+            Err(AvroError::Avro(reason)) => assert!(reason.contains("4096"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -246,11 +246,9 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{origin}: {source}")]
-    Parse {
-        origin: String,
-        source: toml::de::Error,
-    },
+    /// Says where and what, never quoting the file: it holds secrets.
+    #[error("{origin}: {problem}")]
+    Parse { origin: String, problem: String },
     #[error("environment variable {name}: {reason}")]
     Env { name: String, reason: String },
 }
@@ -284,20 +282,71 @@ impl Config {
                 reason,
             })?;
         }
-        tree.try_into().map_err(|source| ConfigError::Parse {
-            origin: "configuration".into(),
-            source,
-        })
+        tree.try_into()
+            .map_err(|err: toml::de::Error| ConfigError::Parse {
+                origin: "configuration".into(),
+                problem: err.message().to_string(),
+            })
     }
 }
 
 fn parse(text: &str, origin: &str) -> Result<toml::Value, ConfigError> {
     text.parse::<toml::Table>()
         .map(toml::Value::Table)
-        .map_err(|source| ConfigError::Parse {
+        .map_err(|err| ConfigError::Parse {
             origin: origin.to_string(),
-            source,
+            problem: toml_problem(text, &err),
         })
+}
+
+/// A TOML error as its line, column and message, without the excerpt of
+/// the file that toml's own message shows: configuration, tokens and
+/// contacts files hold secrets (passwords, keys, webhook URLs), and a
+/// start-up error goes to logs that more people read than the file.
+///
+/// serde's messages quote the value they could not use (`unknown variant
+/// `…``, `invalid type: string "…"`), which may be a secret typed in the
+/// wrong place: such a quote, when long, is replaced by its length. What
+/// follows `expected` is ours (the names allowed) and is kept.
+pub fn toml_problem(text: &str, err: &toml::de::Error) -> String {
+    let message = without_long_quotes(err.message());
+    let Some(before) = err.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// Longer quoted values than this are shown by their length only: long
+/// enough for a mistyped key or an enum value, short of any secret
+/// worth the name (dashboard tokens have at least 16 characters).
+const MAX_QUOTED_CHARS: usize = 12;
+
+fn without_long_quotes(message: &str) -> String {
+    let (head, tail) = message
+        .find("expected")
+        .map_or((message, ""), |at| message.split_at(at));
+    let mut out = String::with_capacity(message.len());
+    let mut rest = head;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = &rest[open..open + 1];
+        let Some(length) = rest[open + 1..].find(quote) else {
+            break;
+        };
+        let quoted = &rest[open + 1..open + 1 + length];
+        out.push_str(&rest[..=open]);
+        if quoted.chars().count() > MAX_QUOTED_CHARS {
+            out.push_str(&format!("({} characters)", quoted.chars().count()));
+        } else {
+            out.push_str(quoted);
+        }
+        out.push_str(quote);
+        rest = &rest[open + 2 + length..];
+    }
+    out.push_str(rest);
+    out.push_str(tail);
+    out
 }
 
 fn merge(base: &mut toml::Value, over: toml::Value) {
@@ -342,6 +391,34 @@ fn set_path(tree: &mut toml::Value, path: &[String], raw: &str) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_errors_say_where_without_quoting_the_file() {
+        let text = "[clickhouse]\npassword = [\"ch-secret-pw\"\nuser = \"x\"\n";
+        let err = parse(text, "callpulse.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("callpulse.toml: line 3, column 1: "),
+            "{err}"
+        );
+        assert!(!err.contains("ch-secret-pw"), "{err}");
+    }
+
+    #[test]
+    fn long_quoted_values_in_errors_are_shown_by_their_length() {
+        assert_eq!(
+            without_long_quotes("unknown variant `https://hooks.example/T0/B0/secret`, expected one of `teams`, `slack`"),
+            "unknown variant `(34 characters)`, expected one of `teams`, `slack`"
+        );
+        assert_eq!(
+            without_long_quotes("unknown field `scpoe`, expected `name`"),
+            "unknown field `scpoe`, expected `name`"
+        );
+        assert_eq!(
+            without_long_quotes("invalid type: string \"a-long-secret-value\", expected u64"),
+            "invalid type: string \"(19 characters)\", expected u64"
+        );
+        assert_eq!(without_long_quotes("odd ` quote"), "odd ` quote");
+    }
 
     #[test]
     fn defaults_point_at_the_local_stack() {

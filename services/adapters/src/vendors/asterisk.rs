@@ -223,7 +223,13 @@ fn cdr(line: &str, ctx: &AdaptContext<'_>) -> Adapted {
     // The two halves of a Local channel are the PBX talking to itself (a
     // queue member or ring group reached through a Local channel): a leg of
     // a call that its caller's own CDR already counts.
-    if channel.len() >= 6 && channel[..6].eq_ignore_ascii_case("local/") {
+    // Compared as bytes: a channel name is not always ASCII, and slicing
+    // the text at byte 6 could fall inside a character.
+    if channel
+        .as_bytes()
+        .get(..6)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"local/"))
+    {
         return Ok(vec![]);
     }
     let lastapp = get(col::LASTAPP);
@@ -983,6 +989,16 @@ local_time_zone = "Europe/London"
                 .field_name(),
             Some("position")
         );
+    }
+
+    /// Found by `tests/fuzz_parsers.rs`: a channel whose sixth byte falls
+    /// inside a character panicked on the `Local/` check.
+    #[test]
+    fn a_channel_with_a_multibyte_character_near_its_start_is_no_panic() {
+        let line = r#""A81003","07700900123","01632960003","from-pstn","","J*E𐍗Eh","PJSIP/r","Queue","reception-a81003","2026-11-23 08:00:00","","2026-11-23 08:02:10","130","0","NO ANSWER","DOCUMENTATION""#;
+        let _ = run(line);
+        let local = line.replace("J*E𐍗Eh", "LOCAL/201@from-queue");
+        assert_eq!(run(&local), Ok(vec![]));
     }
 
     #[test]
