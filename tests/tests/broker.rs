@@ -19,20 +19,25 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const RECORDS: i64 = 500;
 
-/// One partition holding `RECORDS` records, sent at once so that the
-/// producer packs them into a few large batches.
-async fn topic_of_large_batches(config: &Config) -> String {
+/// A topic of one partition, empty.
+async fn one_partition_topic(config: &Config) -> String {
     let topic = config.topics.call_events.clone();
     kafka::ensure_topics_with_partitions(&config.kafka, &[&topic], 1)
         .await
         .unwrap();
+    topic
+}
+
+/// Sends `RECORDS` records to `topic` at once, so that the producer packs
+/// them into a few large batches; returns once all are acknowledged.
+async fn send_large_batches(config: &Config, topic: &str) {
     let producer = kafka::producer(&config.kafka).unwrap();
     let payloads: Vec<String> = (0..RECORDS).map(|i| format!("record {i}")).collect();
     let deliveries: Vec<_> = payloads
         .iter()
         .map(|payload| {
             producer
-                .send_result(FutureRecord::to(&topic).key("A81001").payload(payload))
+                .send_result(FutureRecord::to(topic).key("A81001").payload(payload))
                 .map_err(|(err, _)| err)
                 .unwrap()
         })
@@ -40,6 +45,12 @@ async fn topic_of_large_batches(config: &Config) -> String {
     for delivery in deliveries {
         delivery.await.unwrap().map_err(|(err, _)| err).unwrap();
     }
+}
+
+/// One partition holding `RECORDS` records in a few large batches.
+async fn topic_of_large_batches(config: &Config) -> String {
+    let topic = one_partition_topic(config).await;
+    send_large_batches(config, &topic).await;
     topic
 }
 
@@ -128,10 +139,7 @@ async fn a_new_member_resumes_at_the_groups_committed_offset() {
 #[tokio::test]
 async fn a_member_waiting_on_an_empty_partition_receives_what_is_published_later() {
     let config = test_config("broker_waiting");
-    let topic = config.topics.call_events.clone();
-    kafka::ensure_topics_with_partitions(&config.kafka, &[&topic], 1)
-        .await
-        .unwrap();
+    let topic = one_partition_topic(&config).await;
     let member = client(&config, &format!("{}-waiting", config.processor.group_id));
     member.subscribe(&[&topic]).unwrap();
     // Joined and positioned at the (empty) start before anything is sent.
@@ -143,19 +151,6 @@ async fn a_member_waiting_on_an_empty_partition_receives_what_is_published_later
     for _ in 0..10 {
         assert!(member.poll(Duration::from_millis(100)).is_none());
     }
-    let producer = kafka::producer(&config.kafka).unwrap();
-    let payloads: Vec<String> = (0..RECORDS).map(|i| format!("record {i}")).collect();
-    let deliveries: Vec<_> = payloads
-        .iter()
-        .map(|payload| {
-            producer
-                .send_result(FutureRecord::to(&topic).key("A81001").payload(payload))
-                .map_err(|(err, _)| err)
-                .unwrap()
-        })
-        .collect();
-    for delivery in deliveries {
-        delivery.await.unwrap().map_err(|(err, _)| err).unwrap();
-    }
+    send_large_batches(&config, &topic).await;
     assert_everything_from(&read_to_end(&member), 0);
 }

@@ -22,18 +22,6 @@ use callpulse_e2e::{
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::{generate, SimulationPlan};
 
-fn callpulse_binary() -> PathBuf {
-    // target/debug/deps/recovery-… → target/debug/callpulse
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("callpulse");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (deploy/local/test.sh runs `cargo build -p callpulse-cli`)",
-        path.display()
-    );
-    path
-}
-
 struct Processor {
     child: Child,
     log: PathBuf,
@@ -43,7 +31,7 @@ impl Processor {
     fn start(env: &[(String, String)], name: &str) -> Processor {
         let log = std::env::temp_dir().join(format!("callpulse-{name}-{}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(callpulse_binary())
+        let child = Command::new(callpulse_e2e::outage::callpulse_binary())
             .arg("processor")
             .envs(env.iter().cloned())
             .env("RUST_LOG", "info")
@@ -214,11 +202,12 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
     }
 }
 
-/// Waits until the group has committed an offset past the start of some
-/// partition (commits are checkpoints: the processor's restart points).
-async fn wait_for_commit_past_start(config: &Config, timeout: Duration) {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let group: BaseConsumer = rdkafka::ClientConfig::new()
+/// A client of the processors' group that only reads its committed offsets
+/// (it never joins), and the call-events partitions to ask about.
+fn processor_group(
+    config: &Config,
+) -> (rdkafka::consumer::BaseConsumer, rdkafka::TopicPartitionList) {
+    let group: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &config.kafka.brokers)
         .set("group.id", &config.processor.group_id)
         .set("enable.auto.commit", "false")
@@ -228,6 +217,14 @@ async fn wait_for_commit_past_start(config: &Config, timeout: Duration) {
     for partition in 0..config.kafka.partitions {
         partitions.add_partition(&config.topics.call_events, partition);
     }
+    (group, partitions)
+}
+
+/// Waits until the group has committed an offset past the start of some
+/// partition (commits are checkpoints: the processor's restart points).
+async fn wait_for_commit_past_start(config: &Config, timeout: Duration) {
+    use rdkafka::consumer::Consumer;
+    let (group, partitions) = processor_group(config);
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let committed = group
@@ -319,17 +316,8 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
 /// The group's committed offsets and each partition's watermarks, for
 /// failure messages.
 fn group_positions(config: &Config) -> String {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let group: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &config.processor.group_id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    for partition in 0..config.kafka.partitions {
-        partitions.add_partition(&config.topics.call_events, partition);
-    }
+    use rdkafka::consumer::Consumer;
+    let (group, partitions) = processor_group(config);
     let committed = group
         .committed_offsets(partitions, Duration::from_secs(10))
         .map(|list| {

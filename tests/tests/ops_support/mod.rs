@@ -8,18 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn callpulse_binary() -> PathBuf {
-    // target/debug/deps/<test>-… → target/debug/callpulse
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("callpulse");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (deploy/local/test.sh runs `cargo build -p callpulse-cli`)",
-        path.display()
-    );
-    path
-}
-
 /// A port nobody listens on now (bound, then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -46,7 +34,7 @@ impl Service {
         let stem = format!("callpulse-ops-{name}-{}-{n}", std::process::id());
         let out = std::env::temp_dir().join(format!("{stem}.out"));
         let err = std::env::temp_dir().join(format!("{stem}.err"));
-        let child = Command::new(callpulse_binary())
+        let child = Command::new(callpulse_e2e::outage::callpulse_binary())
             .args(args)
             .envs(env.iter().cloned())
             .env("RUST_LOG", rust_log)
