@@ -311,3 +311,31 @@ pub async fn publish_alerts(config: &Config, alerts: &[&callpulse_core::alert::A
             .unwrap();
     }
 }
+
+/// The simulator's events for `plan`, in event-time order; at least
+/// `at_least` of them, so a test's load cannot shrink unnoticed.
+pub fn simulated_calls(
+    plan: &callpulse_simulator::SimulationPlan,
+    at_least: usize,
+) -> Vec<CallEvent> {
+    let mut events = callpulse_simulator::generate(plan);
+    events.sort_by_key(|e| e.at);
+    assert!(events.len() > at_least, "{}", events.len());
+    events
+}
+
+/// The numbers after `field=` on every log line containing `marker`.
+pub fn logged_numbers<T: std::str::FromStr>(log: &str, marker: &str, field: &str) -> Vec<T> {
+    let key = format!("{field}=");
+    log.lines()
+        .filter(|line| line.contains(marker))
+        .filter_map(|line| {
+            line.split(key.as_str())
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}

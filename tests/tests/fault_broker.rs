@@ -23,9 +23,9 @@ use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::{
     callpulse_binary, free_port, tansu_binary, wait_for_port, Outage, Process,
 };
-use callpulse_e2e::{assert_same_rows, expected_rows, test_env, wait_for_rows};
+use callpulse_e2e::{assert_same_rows, expected_rows, simulated_calls, test_env, wait_for_rows};
 use callpulse_runtime::Config;
-use callpulse_simulator::{generate, SimulationPlan};
+use callpulse_simulator::SimulationPlan;
 
 /// How long the broker is away: 30 s, or CALLPULSE_FAULT_OUTAGE_S seconds
 /// (to try other lengths; 0 runs the same load without an outage, which
@@ -48,10 +48,7 @@ fn an_hour_of_calls() -> Vec<CallEvent> {
         calls_per_practice_minute: 0.4,
         speed: None,
     };
-    let mut events = generate(&plan);
-    events.sort_by_key(|e| e.at);
-    assert!(events.len() > 2_000, "{}", events.len());
-    events
+    simulated_calls(&plan, 2_000)
 }
 
 /// What the adapters make of accepted `generic` records: the same parser

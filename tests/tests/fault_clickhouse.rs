@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::{callpulse_binary, rss_kib, Outage, Process};
-use callpulse_e2e::{assert_same_rows, expected_rows, publish_events, test_env, wait_for_rows};
+use callpulse_e2e::{
+    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
+    wait_for_rows,
+};
 use callpulse_runtime::{kafka, Config};
-use callpulse_simulator::{generate, SimulationPlan};
+use callpulse_simulator::SimulationPlan;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 /// How much the sink's resident memory may grow during the outage.
@@ -31,25 +34,7 @@ fn an_hour_of_calls() -> Vec<CallEvent> {
         calls_per_practice_minute: 0.25,
         speed: None,
     };
-    let mut events = generate(&plan);
-    events.sort_by_key(|e| e.at);
-    assert!(events.len() > 2_000, "{}", events.len());
-    events
-}
-
-/// The `retry_in_ms` of every "ClickHouse insert failed" line of the sink's log.
-fn retry_delays(log: &str) -> Vec<u64> {
-    log.lines()
-        .filter(|line| line.contains("ClickHouse insert failed"))
-        .filter_map(|line| {
-            line.split("retry_in_ms=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+    simulated_calls(&plan, 2_000)
 }
 
 /// Rows of `window_metrics` (any revision), or `None` if ClickHouse does not answer.
@@ -134,7 +119,7 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
     for chunk in &chunks[next_chunk..] {
         publish_events(&config, chunk).await;
     }
-    let delays = retry_delays(&sink.log());
+    let delays = logged_numbers::<u64>(&sink.log(), "ClickHouse insert failed", "retry_in_ms");
     proxy.restore().await;
     let restored = Instant::now();
 

@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, publish_events, test_config, test_env, wait_for_rows,
+    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_config,
+    test_env, wait_for_rows,
 };
 use callpulse_runtime::{kafka, Config};
-use callpulse_simulator::{generate, SimulationPlan};
+use callpulse_simulator::SimulationPlan;
 
 struct Processor {
     child: Child,
@@ -99,24 +100,7 @@ fn two_days_of_calls() -> Vec<CallEvent> {
         calls_per_practice_minute: 0.04,
         speed: None,
     };
-    let mut events = generate(&plan);
-    events.sort_by_key(|e| e.at);
-    assert!(events.len() > 1_000, "{}", events.len());
-    events
-}
-
-fn resumed_offsets(log: &str) -> Vec<i64> {
-    log.lines()
-        .filter(|line| line.contains("resuming from checkpoint"))
-        .filter_map(|line| {
-            line.split("offset=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .collect()
+    simulated_calls(&plan, 1_000)
 }
 
 async fn start_sink(
@@ -188,7 +172,7 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
     let resumed: Vec<i64> = logs
         .iter()
         .chain([&log])
-        .flat_map(|l| resumed_offsets(l))
+        .flat_map(|l| logged_numbers::<i64>(l, "resuming from checkpoint", "offset"))
         .collect();
     assert!(
         resumed.iter().any(|offset| *offset > 0),
