@@ -207,16 +207,27 @@ show_log_tail() {
     done
 }
 
-# wait_ready NAME CHECK PIDFILE EXE LOG...
+# launched_alive PIDFILE: the process launch() started is still alive.
+# Unlike pid_of, this does not read /proc/PID/cmdline: just after launch the
+# shell is still exec'ing the server, and its command line can read as empty
+# for a moment, which once made a healthy broker look "exited" in CI.
+launched_alive() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null || true)
+    case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+    kill -0 "$pid" 2>/dev/null
+}
+
+# wait_ready NAME CHECK PIDFILE LOG...
 wait_ready() {
-    local name=$1 check=$2 pidfile=$3 exe=$4
-    shift 4
+    local name=$1 check=$2 pidfile=$3
+    shift 3
     local deadline=$((SECONDS + READY_TIMEOUT))
     while :; do
         if $check; then
             return 0
         fi
-        if ! pid_of "$name" "$pidfile" "$exe" >/dev/null; then
+        if ! launched_alive "$pidfile"; then
             show_log_tail "$@"
             die "$name exited during start-up (see the log above)"
         fi
@@ -311,7 +322,7 @@ start_clickhouse() {
     local out="$LOG_DIR/clickhouse-stdout.log"
     exe=$(clickhouse_exe) || die "clickhouse-server not found"
     if pid_of clickhouse "$CH_PID" clickhouse-server >/dev/null; then
-        wait_ready clickhouse clickhouse_ping "$CH_PID" clickhouse-server "$out" "$ch_err" "$ch_log"
+        wait_ready clickhouse clickhouse_ping "$CH_PID" "$out" "$ch_err" "$ch_log"
         log "clickhouse: already running (pid $(cat "$CH_PID")), http :$CH_HTTP_PORT"
         return 0
     fi
@@ -324,14 +335,14 @@ start_clickhouse() {
     render_clickhouse_config
     log "clickhouse: starting on http :$CH_HTTP_PORT, native :$CH_TCP_PORT"
     launch "$CH_PID" "$out" "$CH_DIR" "$exe" --config-file="$CH_DIR/config.xml"
-    wait_ready clickhouse clickhouse_ping "$CH_PID" clickhouse-server "$out" "$ch_err" "$ch_log"
+    wait_ready clickhouse clickhouse_ping "$CH_PID" "$out" "$ch_err" "$ch_log"
     log "clickhouse: ready (pid $(cat "$CH_PID"))"
 }
 
 start_tansu() {
     local out="$LOG_DIR/tansu.log" url="tcp://$HOST:$KAFKA_PORT"
     if pid_of tansu "$TANSU_PID" "$TANSU_MATCH" >/dev/null; then
-        wait_ready tansu tansu_ready "$TANSU_PID" "$TANSU_MATCH" "$out"
+        wait_ready tansu tansu_ready "$TANSU_PID" "$out"
         log "tansu: already running (pid $(cat "$TANSU_PID")), kafka :$KAFKA_PORT"
         return 0
     fi
@@ -351,7 +362,7 @@ start_tansu() {
         --listener-url "$url" \
         --advertised-listener-url "$url" \
         --storage-engine "$TANSU_STORAGE"
-    wait_ready tansu tansu_ready "$TANSU_PID" "$TANSU_MATCH" "$out"
+    wait_ready tansu tansu_ready "$TANSU_PID" "$out"
     log "tansu: ready (pid $(cat "$TANSU_PID"))"
 }
 
