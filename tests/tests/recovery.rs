@@ -35,7 +35,12 @@ impl Processor {
         let child = Command::new(callpulse_e2e::outage::callpulse_binary())
             .arg("processor")
             .envs(env.iter().cloned())
-            .env("RUST_LOG", "info")
+            // CALLPULSE_TEST_PROCESSOR_LOG (e.g. `info,librdkafka=debug`,
+            // with CALLPULSE__KAFKA__CLIENT_DEBUG) to see the client's side.
+            .env(
+                "RUST_LOG",
+                std::env::var("CALLPULSE_TEST_PROCESSOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(file)

@@ -17,7 +17,7 @@ use callpulse_core::Timestamp;
 use callpulse_runtime::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +55,7 @@ impl CheckpointStore {
             1,
         )
         .await?;
-        let reader: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka.brokers)
+        let reader: BaseConsumer = callpulse_runtime::kafka::client_config(&config.kafka)
             .set(
                 "group.id",
                 format!("{}-checkpoint-reader", config.processor.group_id),

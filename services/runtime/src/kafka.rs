@@ -16,6 +16,20 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
+/// The settings every client shares: the brokers, and librdkafka's own
+/// debug logging when `kafka.client_debug` names contexts (e.g.
+/// `"cgrp,fetch"`); its lines are logged under the `librdkafka` target.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    if !kafka.client_debug.is_empty() {
+        config
+            .set("debug", &kafka.client_debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
+    config
+}
+
 /// An idempotent producer: acks from all replicas, no duplicates on retry.
 pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer> {
     // Five minutes: a broker away for a while (a restart, a failover) is
@@ -27,8 +41,7 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer> {
 /// As [`producer`], giving up on a message after `timeout_ms`: for callers
 /// that answer someone and must say "try again" rather than wait.
 pub fn producer_with_timeout(kafka: &KafkaConfig, timeout_ms: u64) -> Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
+    client_config(kafka)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "5")
@@ -47,9 +60,8 @@ pub fn consumer(kafka: &KafkaConfig, group_id: &str) -> Result<StreamConsumer> {
 /// The settings of [`consumer`], for callers that need their own context
 /// (e.g. to hear about rebalances).
 pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = client_config(kafka);
     config
-        .set("bootstrap.servers", &kafka.brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -74,8 +86,7 @@ pub async fn ensure_topics_with_partitions(
     topics: &[&str],
     partitions: i32,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &kafka.brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .context("creating Kafka admin client")?;
     let retention = kafka.retention_ms.to_string();
@@ -164,8 +175,7 @@ pub fn watch_offsets(
     every: Duration,
     mut report: impl FnMut(Result<Vec<PartitionOffsets>, String>) + Send + 'static,
 ) -> Result<OffsetWatch> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &kafka.brokers);
+    let mut config = client_config(kafka);
     if let Some(group) = group {
         // Reads the group's committed offsets only: it never joins the group.
         config
