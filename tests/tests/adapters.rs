@@ -46,6 +46,7 @@ async fn start(
         publisher: Publisher::new(config).unwrap(),
         metrics: Arc::new(Registry::new()),
         max_body_bytes: config.adapters.max_body_bytes,
+        body_read_timeout: std::time::Duration::from_millis(config.adapters.body_read_timeout_ms),
         ingest_token: ingest_token.map(str::to_string),
         twilio,
         time_bounds: TimeBounds {

@@ -2,7 +2,8 @@
 //! (issue #10), against the real broker: events posted over HTTPS reach the
 //! call-events topic; plain HTTP on the TLS port gets nothing; a connection
 //! that does not finish its TLS handshake, or its request headers, within
-//! `adapters.header_read_timeout_ms` is closed.
+//! `adapters.header_read_timeout_ms` is closed; a body that does not arrive
+//! within `adapters.body_read_timeout_ms` is refused (408) and dead-lettered.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,13 @@ async fn start(
     config: Config,
     header_read_timeout_ms: u64,
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let mut config = config;
+    config.adapters.header_read_timeout_ms = header_read_timeout_ms;
+    start_with(config).await
+}
+
+/// Starts the adapters with `config` as it is.
+async fn start_with(config: Config) -> (String, tokio::sync::oneshot::Sender<()>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,7 +50,6 @@ async fn start(
     let mut config = config;
     config.adapters.listen = format!("127.0.0.1:{port}");
     config.adapters.pseudonym_key = PSEUDONYM_KEY.into();
-    config.adapters.header_read_timeout_ms = header_read_timeout_ms;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         callpulse_adapters::http::run(config, None, false, async move {
@@ -160,4 +167,118 @@ async fn events_posted_over_https_arrive_and_slow_clients_are_cut_off() {
     );
     let _ = stop.send(());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Posts `body` to `/v1/events` over plain HTTP, `chunk` bytes every
+/// `pause`; returns the answer's status line and body (the server may
+/// answer before the body is complete).
+async fn post_trickling(address: &str, body: &[u8], chunk: usize, pause: Duration) -> String {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let body = body.to_vec();
+    let sender = tokio::spawn(async move {
+        for piece in body.chunks(chunk) {
+            tokio::time::sleep(pause).await;
+            // The server may have answered and closed already.
+            if writer.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        // Keep the connection open for the answer: a client that shuts
+        // down its side is taken to have gone.
+        std::future::pending::<()>().await;
+        drop(writer);
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut answer))
+        .await
+        .expect("the adapters answered within a minute")
+        .ok();
+    sender.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_trickles_in_is_refused_with_408_and_dead_lettered() {
+    let mut config = test_config("slowbody");
+    callpulse_runtime::kafka::ensure_topics(&config.kafka, &config.topics.all())
+        .await
+        .unwrap();
+    config.adapters.body_read_timeout_ms = 2_000;
+    let (address, stop) = start_with(config.clone()).await;
+    let at = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let event = |id: &str| {
+        serde_json::json!({
+            "event_id": id, "call_id": format!("c-{id}"), "vendor": "generic",
+            "practice": "A81001", "kind": "offered",
+            "at": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        })
+        .to_string()
+    };
+
+    // The control first: a body sent in pieces that is all there within
+    // the limit (about 0.6 s) is taken.
+    let prompt = event("slow-but-in-time");
+    let answer = post_trickling(
+        &address,
+        prompt.as_bytes(),
+        prompt.len() / 4 + 1,
+        Duration::from_millis(150),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // A byte every 100 ms: the body would need about 15 s; the limit is 2 s.
+    let started = Instant::now();
+    let slow = event("too-slow");
+    let answer = post_trickling(&address, slow.as_bytes(), 1, Duration::from_millis(100)).await;
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+    // Cut off by the limit, long before the body could have arrived.
+    assert!(
+        waited < Duration::from_secs(12),
+        "answered after {waited:?}"
+    );
+
+    let published = read_topic(
+        &config,
+        &config.topics.call_events,
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        decode_call_event(&published[0].1).unwrap().event_id,
+        "slow-but-in-time"
+    );
+    let dead = read_topic(
+        &config,
+        &config.topics.dead_letters,
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(dead.len(), 1);
+    let letter: serde_json::Value = serde_json::from_slice(&dead[0].1).unwrap();
+    assert_eq!(letter["code"], "body_timeout", "{letter}");
+    assert_eq!(letter["source"], "http", "{letter}");
+
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"callpulse_adapter_rejected_total{vendor="generic",code="body_timeout"} 1"#
+        ),
+        "{metrics}"
+    );
+    let _ = stop.send(());
 }

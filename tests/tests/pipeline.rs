@@ -270,6 +270,7 @@ async fn events_sent_twice_through_the_adapter_are_counted_once() {
         publisher: Publisher::new(&config).unwrap(),
         metrics: Arc::new(callpulse_runtime::metrics::Registry::new()),
         max_body_bytes: 1 << 20,
+        body_read_timeout: std::time::Duration::from_secs(30),
         ingest_token: None,
         twilio: TwilioAuth::Disabled,
         // Simulated events on a fixed day: not bounded by arrival time.

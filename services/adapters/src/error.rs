@@ -31,6 +31,9 @@ pub enum AdaptError {
     /// The record is larger than we accept.
     #[error("record of {size} bytes is larger than the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    /// The request body did not arrive in time (a client trickling it in).
+    #[error("the body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u64 },
     /// The canonical event built from the record broke a rule of metrics.md §1.
     #[error("canonical event: {0}")]
     Event(EventError),
@@ -79,7 +82,9 @@ impl AdaptError {
             } => Some(identifier_kind),
             AdaptError::Event(err) => err.field(),
             AdaptError::ImplausibleTime { .. } => Some("at"),
-            AdaptError::Malformed { .. } | AdaptError::TooLarge { .. } => None,
+            AdaptError::Malformed { .. }
+            | AdaptError::TooLarge { .. }
+            | AdaptError::BodyTimeout { .. } => None,
         }
     }
 
@@ -90,6 +95,7 @@ impl AdaptError {
             AdaptError::Field { .. } => "invalid_field",
             AdaptError::UnmappedPractice { .. } => "unmapped_practice",
             AdaptError::TooLarge { .. } => "too_large",
+            AdaptError::BodyTimeout { .. } => "body_timeout",
             AdaptError::Event(_) => "invalid_event",
             AdaptError::ImplausibleTime { .. } => "implausible_time",
         }

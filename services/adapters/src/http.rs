@@ -50,6 +50,8 @@ pub struct IngestState {
     pub publisher: Publisher,
     pub metrics: Arc<Registry>,
     pub max_body_bytes: usize,
+    /// How long a request's body may take to arrive, once its headers are in.
+    pub body_read_timeout: Duration,
     /// Bearer token for every route but Twilio's (which is signed); `None`: open.
     pub ingest_token: Option<String>,
     pub twilio: TwilioAuth,
@@ -168,6 +170,7 @@ impl IngestState {
             publisher: Publisher::new(config)?,
             metrics: Arc::new(Registry::new()),
             max_body_bytes: adapters.max_body_bytes,
+            body_read_timeout: Duration::from_millis(adapters.body_read_timeout_ms.max(1)),
             ingest_token: (!adapters.ingest_token.is_empty())
                 .then(|| adapters.ingest_token.clone()),
             twilio,
@@ -629,31 +632,44 @@ async fn authorised_body(
     Ok((parts.headers, body))
 }
 
-/// The body as UTF-8 within the size limit; otherwise an answer, a count and a dead letter.
+/// The body as UTF-8 within the size and time limits; otherwise an
+/// answer, a count and a dead letter (of the reason only: a partial body is
+/// not kept).
 async fn read_body(state: &IngestState, vendor: Vendor, body: Body) -> Result<String, Response> {
-    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
-        Ok(bytes) => bytes,
+    let limit = state.max_body_bytes;
+    let read = tokio::time::timeout(state.body_read_timeout, axum::body::to_bytes(body, limit));
+    let (err, status, message) = match read.await {
+        Ok(Ok(bytes)) => return utf8_body(state, vendor, bytes).await,
+        Ok(Err(_)) => (
+            AdaptError::TooLarge {
+                size: limit + 1,
+                limit,
+            },
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        ),
         Err(_) => {
-            let err = AdaptError::TooLarge {
-                size: state.max_body_bytes + 1,
-                limit: state.max_body_bytes,
-            };
-            let rejection = Rejection::new(vendor, "http", None, &err, "", now());
-            if let Err(publish_err) = state
-                .publisher
-                .publish(&[], std::slice::from_ref(&rejection))
-                .await
-            {
-                return Err(unavailable(state, vendor, publish_err));
-            }
-            count(state, vendor, 0, 0, std::slice::from_ref(&rejection));
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                &format!("the body is larger than {} bytes", state.max_body_bytes),
-            ));
+            let limit_ms = state.body_read_timeout.as_millis() as u64;
+            (
+                AdaptError::BodyTimeout { limit_ms },
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {limit_ms} ms"),
+            )
         }
     };
+    let rejection = Rejection::new(vendor, "http", None, &err, "", now());
+    if let Err(publish_err) = state
+        .publisher
+        .publish(&[], std::slice::from_ref(&rejection))
+        .await
+    {
+        return Err(unavailable(state, vendor, publish_err));
+    }
+    count(state, vendor, 0, 0, std::slice::from_ref(&rejection));
+    Err(error(status, err.code(), &message))
+}
+
+async fn utf8_body(state: &IngestState, vendor: Vendor, bytes: Bytes) -> Result<String, Response> {
     match String::from_utf8(bytes.to_vec()) {
         Ok(text) => Ok(text),
         Err(utf8) => {

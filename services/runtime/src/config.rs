@@ -112,6 +112,8 @@ pub struct AdaptersConfig {
     pub public_url: String,
     pub ingest_token: String,
     pub max_body_bytes: usize,
+    /// The whole request body must arrive within this, from its first byte.
+    pub body_read_timeout_ms: u64,
     pub kafka_timeout_ms: u64,
     pub max_event_lead_ms: i64,
     pub max_event_age_ms: i64,
@@ -135,6 +137,7 @@ impl std::fmt::Debug for AdaptersConfig {
             .field("public_url", &self.public_url)
             .field("ingest_token", &hidden(&self.ingest_token))
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout_ms", &self.body_read_timeout_ms)
             .field("kafka_timeout_ms", &self.kafka_timeout_ms)
             .field("max_event_lead_ms", &self.max_event_lead_ms)
             .field("max_event_age_ms", &self.max_event_age_ms)
