@@ -319,14 +319,30 @@ impl Scenario {
             return;
         }
         for e in events {
-            let roll: f64 = rng.random();
-            if roll < 0.005 {
-                e.deliver = e.at + rng.random_range(360_000..1_800_000);
-            } else if roll < 0.035 {
-                e.deliver = e.at + rng.random_range(1_000..60_000);
+            if let Some(delay) = late_delay(rng) {
+                e.deliver = e.at + delay;
             }
         }
     }
+}
+
+/// With `late`: how late one delivery is, if it is: 3% 1-60 s (out of
+/// order), 0.5% 6-30 minutes (past the processor's allowed lateness).
+pub(crate) fn late_delay(rng: &mut StdRng) -> Option<i64> {
+    let roll: f64 = rng.random();
+    if roll < 0.005 {
+        Some(rng.random_range(360_000..1_800_000))
+    } else if roll < 0.035 {
+        Some(rng.random_range(1_000..60_000))
+    } else {
+        None
+    }
+}
+
+/// With `duplicates`: whether one delivery is made twice (2%), and how
+/// much later the copy comes (up to a minute).
+pub(crate) fn duplicate_delay(rng: &mut StdRng) -> Option<i64> {
+    (rng.random::<f64>() < 0.02).then(|| rng.random_range(0..60_000))
 }
 
 /// How a practice runs its phones: staffing, callbacks, 111 out of hours.
@@ -706,9 +722,14 @@ impl Stream<'_> {
                 self.pending.swap_remove(i);
                 continue;
             }
-            if s.faults.duplicates && rng.random::<f64>() < 0.02 {
+            let copy_delay = if s.faults.duplicates {
+                duplicate_delay(&mut rng)
+            } else {
+                None
+            };
+            if let Some(delay) = copy_delay {
                 let mut copy = e;
-                copy.deliver = e.deliver + rng.random_range(0..60_000);
+                copy.deliver = e.deliver + delay;
                 copies.push(copy);
             }
             i += 1;

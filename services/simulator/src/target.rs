@@ -15,8 +15,8 @@ use tracing::{info, warn};
 
 use std::collections::BTreeMap;
 
-use crate::model::{Delivery, Faults, Scenario};
-use crate::vendors::{self, Channel, Format, NativeRecord, NativeStream};
+use crate::model::{Delivery, Scenario};
+use crate::vendors::{self, Channel, Format, NativeFaults, NativeRecord, NativeStream};
 
 /// Where the events go.
 #[derive(Debug, Clone)]
@@ -134,7 +134,9 @@ pub async fn run_scenario(
 /// practice's supplier's own records ([`Format::Native`]): to the
 /// adapters' vendor routes (`--to http`), or one file per vendor in the
 /// directory `path` (`--to file`, with the practice mapping as
-/// `mapping.toml`). Kafka takes canonical events only.
+/// `mapping.toml`). Kafka takes canonical events only. Native records are
+/// rendered from the fault-free stream; the scenario's faults are then
+/// applied to the records ([`NativeFaults`]).
 pub async fn run_scenario_as(
     config: &Config,
     scenario: Scenario,
@@ -160,9 +162,6 @@ pub async fn run_scenario_as(
         }
         Format::Native(mix) => mix,
     };
-    if scenario.faults != Faults::default() {
-        bail!("--faults needs --format canonical: faults are not rendered in vendor formats yet");
-    }
     let out = match &target {
         Target::Kafka => {
             bail!("--format native needs --to http (the adapters) or --to file: Kafka takes canonical events only")
@@ -194,9 +193,15 @@ pub async fn run_scenario_as(
             }
         }
     };
-    let seed = scenario.seed;
-    pump(scenario, speed, out, shutdown, move |s| {
-        Box::new(NativeStream::new(s.stream(), mix, seed))
+    let (faults, clean) = NativeFaults::split(scenario);
+    let seed = clean.seed;
+    pump(clean, speed, out, shutdown, move |s| {
+        let records = NativeStream::new(s.stream(), mix, seed);
+        if faults.is_none() {
+            Box::new(records)
+        } else {
+            Box::new(faults.apply(records))
+        }
     })
     .await
 }

@@ -10,8 +10,8 @@ use callpulse_adapters::vendors::twilio;
 use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, CoreHours, Engine, EngineConfig, EventKind, Timestamp};
 use callpulse_simulator::vendors::{
-    caller_number, mapping_toml, withheld_callback_number, Body, Channel, NativeRecord,
-    NativeStream, Supplier, VendorMix,
+    caller_number, mapping_toml, withheld_callback_number, Body, Channel, NativeFaults,
+    NativeRecord, NativeStream, Supplier, VendorMix,
 };
 use callpulse_simulator::{parse_start, synthetic_practices, Faults, Scenario};
 
@@ -35,8 +35,13 @@ fn monday(practices: usize) -> Scenario {
     scenario(practices, "2026-11-23T06:00", 15 * 3_600_000)
 }
 
+/// The records `callpulse simulate --format native` sends: rendered from
+/// the model's fault-free stream, then the scenario's faults applied.
 fn native(s: &Scenario, mix: VendorMix) -> Vec<NativeRecord> {
-    NativeStream::new(s.stream(), mix, s.seed).collect()
+    let (faults, clean) = NativeFaults::split(s.clone());
+    faults
+        .apply(NativeStream::new(clean.stream(), mix, s.seed))
+        .collect()
 }
 
 fn model(s: &Scenario) -> Vec<CallEvent> {
@@ -374,5 +379,171 @@ fn no_phone_number_survives_the_adapters() {
     for event in adapted {
         let json = event.to_json();
         assert!(!json.contains("+44") && !holds_number(&json), "{json}");
+    }
+}
+
+/// A window's identity (practice, size, start), what it holds (without
+/// `dq_duplicates`), and its `dq_duplicates`.
+fn split_duplicates(w: &str) -> ((String, String, String), String, u64) {
+    let mut value: serde_json::Value = serde_json::from_str(w).unwrap();
+    let text = |field: &str| value[field].as_str().unwrap().to_string();
+    let key = (text("practice"), text("window"), text("start"));
+    let duplicates = value
+        .as_object_mut()
+        .unwrap()
+        .remove("dq_duplicates")
+        .and_then(|d| d.as_u64())
+        .unwrap();
+    (key, value.to_string(), duplicates)
+}
+
+/// Replayed, `got` gives the windows of `want` in every field but
+/// `dq_duplicates`, which counts each event `got` has in excess once: the
+/// repeats had the event ids of the first deliveries.
+fn assert_only_duplicates_added(got: &[CallEvent], want: &[CallEvent]) {
+    let split = |events: &[CallEvent]| -> Vec<_> {
+        let mut split: Vec<_> = windows(events)
+            .iter()
+            .map(|w| split_duplicates(w))
+            .collect();
+        split.sort();
+        split
+    };
+    let (got_windows, want_windows) = (split(got), split(want));
+    assert_eq!(got_windows.len(), want_windows.len());
+    let mut repeats = 0;
+    for ((key, values, duplicates), (want_key, want_values, want_duplicates)) in
+        got_windows.iter().zip(&want_windows)
+    {
+        assert_eq!((key, values), (want_key, want_values));
+        assert!(duplicates >= want_duplicates, "{key:?}");
+        if key.1 == "1d" {
+            repeats += duplicates - want_duplicates;
+        }
+    }
+    assert!(got.len() > want.len());
+    assert_eq!(repeats as usize, got.len() - want.len());
+}
+
+#[test]
+fn re_sent_and_late_records_change_nothing_but_the_duplicate_counts() {
+    let s = monday(24);
+    let mut faulty = s.clone();
+    faulty.faults = Faults::parse("duplicates,late").unwrap();
+    let mapping = PracticeMapping::from_toml(&mapping_toml(&s.practices)).unwrap();
+    let key = Pseudonymiser::demo();
+    let records = native(&faulty, VendorMix::Mix);
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].deliver_at <= w[1].deliver_at),
+        "delivery order"
+    );
+    assert_eq!(records, native(&faulty, VendorMix::Mix), "deterministic");
+    let clean_records = native(&s, VendorMix::Mix);
+    let sent_at: HashMap<(Channel, String), Timestamp> = clean_records
+        .iter()
+        .map(|r| ((r.channel, r.file_line()), r.deliver_at))
+        .collect();
+    let past_lateness = records
+        .iter()
+        .filter(|r| {
+            let sent = sent_at
+                .get(&(r.channel, r.file_line()))
+                .expect("every record is one the vendors sent");
+            r.deliver_at.0 - sent.0 > 300_000
+        })
+        .count();
+    assert!(
+        past_lateness > 10,
+        "{past_lateness} past the allowed lateness"
+    );
+    // Every re-sent and delayed record parses.
+    let adapted = adapt(&records, &mapping, &key);
+    let clean = adapt(&clean_records, &mapping, &key);
+    // Records of every format but Teams (few: callbacks of Asterisk
+    // practices) were re-sent, ...
+    let mut seen = HashSet::new();
+    let resent: HashSet<Channel> = records
+        .iter()
+        .filter(|r| !seen.insert((r.channel, r.file_line())))
+        .map(|r| r.channel)
+        .collect();
+    assert!(resent.len() >= Channel::ALL.len() - 1, "{resent:?}");
+    assert_only_duplicates_added(&adapted, &clean);
+    // ... and every record of every format sent twice is counted as a
+    // duplicate, not as a second call.
+    let twice: Vec<NativeRecord> = clean_records
+        .iter()
+        .flat_map(|r| [r.clone(), r.clone()])
+        .collect();
+    assert_only_duplicates_added(&adapt(&twice, &mapping, &key), &clean);
+}
+
+#[test]
+fn a_silent_practice_counts_in_its_interval_only_what_is_sent_after_it() {
+    for mix in [VendorMix::Mix, VendorMix::All(Supplier::Twilio)] {
+        let s = monday(24);
+        let mut quiet = s.clone();
+        quiet.faults = Faults::parse("silence").unwrap();
+        let (index, from, to) = quiet.silent_practices()[0];
+        let code = s.practices[index].code.as_str();
+        let mapping = PracticeMapping::from_toml(&mapping_toml(&s.practices)).unwrap();
+        let key = Pseudonymiser::demo();
+        let clean_records = native(&s, mix);
+        let clean = windows(&adapt(&clean_records, &mapping, &key));
+        let silenced = windows(&adapt(&native(&quiet, mix), &mapping, &key));
+        let practice =
+            |w: &String| serde_json::from_str::<serde_json::Value>(w).unwrap()["practice"] == code;
+        let others = |ws: &[String]| -> Vec<String> {
+            ws.iter().filter(|w| !practice(w)).cloned().collect()
+        };
+        assert_eq!(
+            others(&silenced),
+            others(&clean),
+            "{mix:?}: the others are unchanged"
+        );
+        // Its windows within the interval, of every size.
+        let inside = |ws: &[String]| -> Vec<String> {
+            ws.iter()
+                .filter(|w| {
+                    let w: serde_json::Value = serde_json::from_str(w).unwrap();
+                    let at =
+                        |field: &str| Timestamp::parse_rfc3339(w[field].as_str().unwrap()).unwrap();
+                    w["practice"] == code && from <= at("start") && at("end") <= to
+                })
+                .cloned()
+                .collect()
+        };
+        let offered = |ws: &[String]| {
+            ws.iter()
+                .filter(|w| serde_json::from_str::<serde_json::Value>(w).unwrap()["offered"] != 0)
+                .count()
+        };
+        assert!(
+            offered(&inside(&clean)) > 100,
+            "{mix:?}: busy without the silence"
+        );
+        // In the interval, only what its supplier sends after it: records
+        // written when a call ends (contact records, CDRs, call records)
+        // of calls still going at its end, and callbacks made later.
+        let sent_after: Vec<NativeRecord> = clean_records
+            .iter()
+            .filter(|r| r.practice == code && r.deliver_at >= to)
+            .cloned()
+            .collect();
+        let after = windows(&adapt(&sent_after, &mapping, &key));
+        assert_eq!(inside(&silenced), inside(&after), "{mix:?}");
+        assert!(
+            offered(&inside(&silenced)) * 50 < offered(&inside(&clean)),
+            "{mix:?}"
+        );
+        if matches!(
+            mix.supplier(SEED, code),
+            Supplier::Twilio | Supplier::Generic
+        ) {
+            // Live formats: nothing at all.
+            assert_eq!(inside(&silenced), Vec::<String>::new(), "{mix:?}");
+        }
     }
 }

@@ -13,12 +13,15 @@
 //!   delivery order. Live formats (Twilio webhooks, queue_log lines,
 //!   generic events) are delivered as each step happens; records written
 //!   after a call (contact records, CDRs, call records) when it ends.
+//! - [`NativeFaults`]: `--faults` on the records (re-sent, delayed, or a
+//!   practice's feed silent), after rendering.
 //!
 //! What a vendor's format cannot say, and so what the adapters' events
 //! differ in from the model's, is listed in docs/simulator.md.
 
 mod amazon_connect;
 mod asterisk;
+mod faults;
 mod teams;
 mod twilio;
 
@@ -31,6 +34,7 @@ use callpulse_core::{CallEvent, EventKind, Timestamp};
 use crate::model::Delivery;
 use crate::practices::{fnv1a, splitmix, unit, Practice};
 
+pub use faults::{FaultyRecords, NativeFaults};
 pub use twilio::sign as twilio_signature;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -319,11 +323,13 @@ impl Channel {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativeRecord {
     pub deliver_at: Timestamp,
+    /// The practice whose call (or 111 switch) it reports.
+    pub practice: String,
     pub channel: Channel,
     pub body: Body,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Body {
     /// Webhook parameters (Twilio), in the order Twilio would send them.
     Params(Vec<(String, String)>),
@@ -435,8 +441,9 @@ pub(crate) struct Booked {
 }
 
 /// The calls' model events in, native records out, in delivery order.
-/// Deliveries must be in delivery order without faults (`--faults` needs
-/// the canonical format).
+/// Deliveries must be the model's fault-free stream in delivery order
+/// (a call's events are rendered in order); `--faults` are applied to the
+/// records afterwards ([`NativeFaults`]).
 pub struct NativeStream<I> {
     inner: I,
     mix: VendorMix,
@@ -444,12 +451,75 @@ pub struct NativeStream<I> {
     suppliers: HashMap<String, Supplier>,
     open: HashMap<String, Call>,
     booked: HashMap<String, Booked>,
+    held: Held,
+    last_sweep: i64,
+}
+
+/// Records waiting for their delivery time, released in delivery order
+/// (records delivered at the same instant in the order they came).
+#[derive(Debug)]
+struct Held {
     heap: BinaryHeap<Reverse<Pending>>,
     sequence: u64,
-    /// Records delivered at or before this (the latest input) may go out.
+    /// The latest input's delivery time: input comes in delivery order and
+    /// its records are delivered at or after it, so what is due by then may go.
     now: i64,
-    last_sweep: i64,
+    /// The input is over: everything may go.
     done: bool,
+}
+
+impl Held {
+    fn new() -> Held {
+        Held {
+            heap: BinaryHeap::new(),
+            sequence: 0,
+            now: i64::MIN,
+            done: false,
+        }
+    }
+
+    /// An input delivered at `at` has come.
+    fn advance(&mut self, at: Timestamp) {
+        self.now = self.now.max(at.0);
+    }
+
+    fn push(&mut self, record: NativeRecord) {
+        self.sequence += 1;
+        self.heap.push(Reverse(Pending {
+            deliver: record.deliver_at.0,
+            sequence: self.sequence,
+            record,
+        }));
+    }
+
+    /// The first record, if it may go.
+    fn pop_due(&mut self) -> Option<NativeRecord> {
+        let Reverse(top) = self.heap.peek()?;
+        (self.done || top.deliver <= self.now).then(|| self.heap.pop().expect("peeked").0.record)
+    }
+}
+
+/// A stage whose input, in delivery order, becomes [`Held`] records.
+trait Stage {
+    /// Takes the next input in; false when there is none.
+    fn pull(&mut self) -> bool;
+
+    fn held(&mut self) -> &mut Held;
+
+    /// The next record in delivery order.
+    fn next_record(&mut self) -> Option<NativeRecord> {
+        loop {
+            if let Some(record) = self.held().pop_due() {
+                return Some(record);
+            }
+            if self.held().done {
+                return None;
+            }
+            if !self.pull() {
+                self.held().done = true;
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -488,11 +558,8 @@ impl<I: Iterator<Item = Delivery>> NativeStream<I> {
             suppliers: HashMap::new(),
             open: HashMap::new(),
             booked: HashMap::new(),
-            heap: BinaryHeap::new(),
-            sequence: 0,
-            now: i64::MIN,
+            held: Held::new(),
             last_sweep: i64::MIN,
-            done: false,
         }
     }
 
@@ -504,30 +571,26 @@ impl<I: Iterator<Item = Delivery>> NativeStream<I> {
             .or_insert_with(|| mix.supplier(seed, code))
     }
 
-    fn push_all(&mut self, out: Out) {
+    fn push_all(&mut self, practice: &str, out: Out) {
         for (deliver, channel, body) in out {
-            self.sequence += 1;
-            self.heap.push(Reverse(Pending {
-                deliver,
-                sequence: self.sequence,
-                record: NativeRecord {
-                    deliver_at: Timestamp(deliver),
-                    channel,
-                    body,
-                },
-            }));
+            self.held.push(NativeRecord {
+                deliver_at: Timestamp(deliver),
+                practice: practice.to_string(),
+                channel,
+                body,
+            });
         }
     }
 
     fn process(&mut self, delivery: Delivery) {
         let event = delivery.event;
-        self.now = self.now.max(delivery.deliver_at.0);
+        self.held.advance(delivery.deliver_at);
         if event.kind.is_practice_level() {
             // A diversion switch is configuration, not a call: no vendor
             // format carries it, so every supplier's practices send it as
             // a canonical event.
             let out = vec![(event.at.0, Channel::Generic, Body::Line(event.to_json()))];
-            self.push_all(out);
+            self.push_all(&event.practice, out);
             return;
         }
         let supplier = self.supplier(&event.practice);
@@ -544,7 +607,7 @@ impl<I: Iterator<Item = Delivery>> NativeStream<I> {
                 // the event as it is.
                 None => generic_event(None, &event),
             };
-            self.push_all(out);
+            self.push_all(&event.practice, out);
             return;
         }
         let call = self.open.entry(call_id.clone()).or_insert_with(|| Call {
@@ -573,10 +636,10 @@ impl<I: Iterator<Item = Delivery>> NativeStream<I> {
                 );
             }
         }
-        self.push_all(out);
+        self.push_all(&event.practice, out);
         // Callbacks are made the same day: forget bookings a day old.
-        if self.now > self.last_sweep.saturating_add(3_600_000) {
-            let now = self.now;
+        let now = self.held.now;
+        if now > self.last_sweep.saturating_add(3_600_000) {
             self.booked
                 .retain(|_, b| b.call.offered_at() > now - 86_400_000);
             self.last_sweep = now;
@@ -584,24 +647,22 @@ impl<I: Iterator<Item = Delivery>> NativeStream<I> {
     }
 }
 
+impl<I: Iterator<Item = Delivery>> Stage for NativeStream<I> {
+    fn pull(&mut self) -> bool {
+        let delivery = self.inner.next();
+        delivery.map(|d| self.process(d)).is_some()
+    }
+
+    fn held(&mut self) -> &mut Held {
+        &mut self.held
+    }
+}
+
 impl<I: Iterator<Item = Delivery>> Iterator for NativeStream<I> {
     type Item = NativeRecord;
 
     fn next(&mut self) -> Option<NativeRecord> {
-        loop {
-            if let Some(Reverse(top)) = self.heap.peek() {
-                if self.done || top.deliver <= self.now {
-                    return self.heap.pop().map(|Reverse(p)| p.record);
-                }
-            }
-            if self.done {
-                return None;
-            }
-            match self.inner.next() {
-                Some(delivery) => self.process(delivery),
-                None => self.done = true,
-            }
-        }
+        self.next_record()
     }
 }
 
