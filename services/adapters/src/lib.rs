@@ -3,7 +3,7 @@
 //!
 //! The parsers are pure and line-oriented ([`vendors`]): one record of
 //! text in, zero or more validated [`CallEvent`]s or one [`AdaptError`] out.
-//! Around them sit the shells: [`file`] (convert a whole file, pure),
+//! Around them sit the shells: [`file`](mod@file) (convert a whole file, pure),
 //! [`http`] (webhook ingest) and [`publish`] (Kafka, dead letters).
 //!
 //! - [`pseudonym`]: E.164 normalisation and keyed HMAC pseudonyms

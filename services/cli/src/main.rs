@@ -1,4 +1,7 @@
 //! `callpulse`: one binary, a subcommand per service.
+// The doc comments of the commands are their `--help` text (clap), written
+// for a terminal: `<database>` there is a placeholder, not an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};

@@ -22,7 +22,7 @@ pub struct StoredEvent {
     pub queue_position: Option<u32>,
 }
 
-/// What [`derive`] reads of one held copy of an event: the engine holds
+/// What [`derive()`] reads of one held copy of an event: the engine holds
 /// owned copies ([`StoredEvent`]), replay borrows them from one buffer
 /// ([`crate::batch`]). `Ord` must order copies as [`StoredEvent`] does:
 /// by event id, then `at`, then the rest.
