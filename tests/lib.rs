@@ -17,6 +17,10 @@ pub fn test_config(name: &str) -> Config {
 }
 
 /// The environment of [`test_config`], for services started as processes.
+/// Each call names fresh topics, groups and a database (by process and
+/// millisecond): a test that starts processes calls it once and builds its
+/// own `Config` from the same environment (`Config::load_from(None,
+/// env.clone())`), never from a second call.
 pub fn test_env(name: &str) -> Vec<(String, String)> {
     let kafka = std::env::var("CALLPULSE_TEST_KAFKA")
         .expect("CALLPULSE_TEST_KAFKA is not set: run the tests with deploy/local/test.sh");

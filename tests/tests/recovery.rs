@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_config,
-    test_env, wait_for_rows,
+    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
+    wait_for_rows,
 };
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
@@ -125,7 +125,9 @@ async fn start_sink(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() {
     let env = test_env("recovery");
-    let config = test_config("recovery");
+    // From the same environment: a second `test_env` call a millisecond
+    // later names other topics, and the processors would read those.
+    let config = Config::load_from(None, env.clone()).unwrap();
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
@@ -243,7 +245,9 @@ async fn wait_for_commit_past_start(config: &Config, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
     let env = test_env("scaleout");
-    let config = test_config("scaleout");
+    // From the same environment: a second `test_env` call a millisecond
+    // later names other topics, and the processors would read those.
+    let config = Config::load_from(None, env.clone()).unwrap();
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
