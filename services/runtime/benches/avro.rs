@@ -11,7 +11,8 @@ use std::hint::black_box;
 
 use callpulse_core::{CallEvent, EventKind, Timestamp, WindowMetrics, WindowSize};
 use callpulse_runtime::avro::{self, reference};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 
 fn event() -> CallEvent {
     CallEvent {
@@ -65,6 +66,17 @@ fn window() -> WindowMetrics {
     }
 }
 
+/// `name/new` and `name/apache`, one after the other.
+fn compare<R, S>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    mut new: impl FnMut() -> R,
+    mut apache: impl FnMut() -> S,
+) {
+    group.bench_function(format!("{name}/new"), |b| b.iter(&mut new));
+    group.bench_function(format!("{name}/apache"), |b| b.iter(&mut apache));
+}
+
 fn codec(c: &mut Criterion) {
     let event = event();
     let window = window();
@@ -78,30 +90,30 @@ fn codec(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("avro");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("decode_call_event/new", |b| {
-        b.iter(|| avro::decode_call_event(black_box(&event_bytes)).unwrap())
-    });
-    group.bench_function("decode_call_event/apache", |b| {
-        b.iter(|| reference::decode_call_event(black_box(&event_bytes)).unwrap())
-    });
-    group.bench_function("encode_call_event/new", |b| {
-        b.iter(|| avro::encode_call_event(black_box(&event)).unwrap())
-    });
-    group.bench_function("encode_call_event/apache", |b| {
-        b.iter(|| reference::encode_call_event(black_box(&event)).unwrap())
-    });
-    group.bench_function("encode_window_metrics/new", |b| {
-        b.iter(|| avro::encode_window_metrics(black_box(&window)).unwrap())
-    });
-    group.bench_function("encode_window_metrics/apache", |b| {
-        b.iter(|| reference::encode_window_metrics(black_box(&window)).unwrap())
-    });
-    group.bench_function("decode_window_metrics/new", |b| {
-        b.iter(|| avro::decode_window_metrics(black_box(&window_bytes)).unwrap())
-    });
-    group.bench_function("decode_window_metrics/apache", |b| {
-        b.iter(|| reference::decode_window_metrics(black_box(&window_bytes)).unwrap())
-    });
+    compare(
+        &mut group,
+        "decode_call_event",
+        || avro::decode_call_event(black_box(&event_bytes)).unwrap(),
+        || reference::decode_call_event(black_box(&event_bytes)).unwrap(),
+    );
+    compare(
+        &mut group,
+        "encode_call_event",
+        || avro::encode_call_event(black_box(&event)).unwrap(),
+        || reference::encode_call_event(black_box(&event)).unwrap(),
+    );
+    compare(
+        &mut group,
+        "encode_window_metrics",
+        || avro::encode_window_metrics(black_box(&window)).unwrap(),
+        || reference::encode_window_metrics(black_box(&window)).unwrap(),
+    );
+    compare(
+        &mut group,
+        "decode_window_metrics",
+        || avro::decode_window_metrics(black_box(&window_bytes)).unwrap(),
+        || reference::decode_window_metrics(black_box(&window_bytes)).unwrap(),
+    );
     group.finish();
 }
 
