@@ -14,10 +14,13 @@ use std::cell::Cell;
 
 use callpulse_core::{CallEvent, EventKind, Timestamp, WindowMetrics, WindowSize};
 use callpulse_runtime::avro::{
-    decode_call_event, decode_window_metrics, encode_call_event, encode_window_metrics,
+    decode_call_event, decode_window_metrics, encode_call_event, encode_window_metrics, reference,
     MAX_DECODED_FIELD,
 };
 use proptest::prelude::*;
+
+mod support;
+use support::decoders_agree;
 
 /// The system allocator, noting the largest single request of this thread.
 struct Counting;
@@ -142,6 +145,20 @@ fn apply(mutations: &[Mutation], valid: &[u8]) -> Vec<u8> {
     [header, &body].concat()
 }
 
+/// What the hand-written decoders refuse where apache-avro read a record:
+/// input cut short where apache-avro read null, and a histogram of more
+/// than 10 buckets (of which apache-avro kept the first 10).
+const STRICTER: [&str; 2] = ["cut short", "more than 10 buckets"];
+
+/// Messages to decode: `valid` mutated, or arbitrary bytes behind its header.
+fn damaged(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
+    let header = valid[..10].to_vec();
+    prop_oneof![
+        4 => prop::collection::vec(mutation(), 1..4).prop_map(move |m| apply(&m, &valid)),
+        1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(move |body| [&header[..], &body].concat()),
+    ]
+}
+
 #[test]
 fn valid_encodings_decode() {
     assert_eq!(
@@ -182,5 +199,14 @@ proptest! {
             let _ = decode_window_metrics(&bytes);
         });
         prop_assert!(largest <= FIXED_ALLOWANCE + 16 * bytes.len(), "{} bytes asked for a message of {}", largest, bytes.len());
+    }
+
+    #[test]
+    fn the_decoders_accept_no_more_than_apache_avro_did(
+        event in damaged(encode_call_event(&event()).unwrap()),
+        window in damaged(encode_window_metrics(&window()).unwrap()),
+    ) {
+        decoders_agree(decode_call_event(&event), reference::decode_call_event(&event), &STRICTER)?;
+        decoders_agree(decode_window_metrics(&window), reference::decode_window_metrics(&window), &STRICTER)?;
     }
 }
