@@ -129,6 +129,10 @@ struct Processor {
     partition_ends: Arc<Mutex<HashMap<i32, i64>>>,
     /// Keeps `partition_ends` fresh while held.
     _watch: kafka::OffsetWatch,
+    /// Events consumed per partition since the last [`Processor::emit`],
+    /// added to the registry there: once a second rather than per event
+    /// (a registry update formats its labels and takes a lock).
+    consumed: BTreeMap<i32, u64>,
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -172,6 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         revoked,
         partitions: BTreeMap::new(),
         metrics,
+        consumed: BTreeMap::new(),
         config,
     };
     processor.run(shutdown).await
@@ -238,8 +243,6 @@ impl Processor {
     }
 
     async fn handle(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) -> Result<()> {
-        let p = partition.to_string();
-        let labels = [("partition", p.as_str())];
         if !self.partitions.contains_key(&partition) {
             let engine = self.engine_for(partition, offset).await?;
             let alerts = StreamingAlerts::new(
@@ -276,13 +279,13 @@ impl Processor {
         }
         state.next_offset = offset + 1;
         state.last_event = Instant::now();
-        self.metrics.inc(
-            "callpulse_processor_events_in_total",
-            "Call events consumed.",
-            &labels,
-        );
+        *self.consumed.entry(partition).or_default() += 1;
         let Some(payload) = payload else {
             return Ok(());
+        };
+        // Rare outcomes (dead letters, duplicates, late events) are counted at once.
+        let count = |metrics: &Registry, name: &'static str, help: &'static str| {
+            metrics.inc(name, help, &[("partition", partition.to_string().as_str())]);
         };
         let event = match avro::decode_call_event(payload) {
             Ok(event) => event,
@@ -293,10 +296,10 @@ impl Processor {
                     serde_json::json!({"reason": reason, "partition": partition, "offset": offset,
                     "raw_hex": payload.iter().map(|b| format!("{b:02x}")).collect::<String>()})
                     .to_string();
-                self.metrics.inc(
+                count(
+                    &self.metrics,
                     "callpulse_processor_dead_letters_total",
                     "Undecodable events dead-lettered.",
-                    &labels,
                 );
                 let topic = self.config.topics.dead_letters.clone();
                 let delivery = send(&self.producer, &topic, "", body.as_bytes())?;
@@ -313,16 +316,16 @@ impl Processor {
         }
         match ingested {
             Ingested::Folded => {}
-            Ingested::Duplicate => self.metrics.inc(
+            Ingested::Duplicate => count(
+                &self.metrics,
                 "callpulse_processor_duplicates_total",
                 "Duplicate events (counted in dq_duplicates).",
-                &labels,
             ),
             Ingested::Late(late) => {
-                self.metrics.inc(
+                count(
+                    &self.metrics,
                     "callpulse_processor_late_total",
                     "Events for final windows, sent to the late-events topic.",
-                    &labels,
                 );
                 let body = serde_json::to_string(&*late)?;
                 let topic = self.config.topics.late_events.clone();
@@ -423,6 +426,15 @@ impl Processor {
 
     /// Publishes what changed in every partition and waits for the acknowledgements.
     async fn emit(&mut self) -> Result<()> {
+        for (partition, events) in std::mem::take(&mut self.consumed) {
+            let p = partition.to_string();
+            self.metrics.add(
+                "callpulse_processor_events_in_total",
+                "Call events consumed.",
+                &[("partition", p.as_str())],
+                events,
+            );
+        }
         let mut deliveries = Vec::new();
         let mut windows_out = 0u64;
         let mut calls_out = 0u64;
