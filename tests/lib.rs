@@ -269,6 +269,9 @@ pub fn assert_same_rows(
 /// Outages at the network level for the fault tests (tests/outage.rs).
 pub mod outage;
 
+/// Servers started as processes, their logs captured (tests/process.rs).
+pub mod process;
+
 /// Publishes `events` on the run's call-events topic, as an adapter would.
 pub async fn publish_events(config: &Config, events: &[CallEvent]) {
     let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();

@@ -6,8 +6,6 @@
 //! memory) and ClickHouse lose nothing and other tests are not disturbed.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -121,142 +119,6 @@ impl Drop for Outage {
     }
 }
 
-/// A port of 127.0.0.1 that was free a moment ago (for a server started
-/// as a process, which must be told its port).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Resident memory of a process in KiB (`VmRSS` of /proc/PID/status).
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// `target/debug/callpulse`, next to the test binaries' `deps` folder.
-pub fn callpulse_binary() -> PathBuf {
-    // target/debug/deps/fault_broker-… → target/debug/callpulse
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("callpulse");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (deploy/local/test.sh runs `cargo build -p callpulse-cli`)",
-        path.display()
-    );
-    path
-}
-
-/// The tansu broker that deploy/local/stack.sh installs (it prints the
-/// path with `stack.sh tansu-bin`; deploy/local/test.sh exports it as
-/// CALLPULSE_TANSU_BIN).
-pub fn tansu_binary() -> PathBuf {
-    let path = std::env::var_os("CALLPULSE_TANSU_BIN")
-        .map(PathBuf::from)
-        .expect(
-            "CALLPULSE_TANSU_BIN is not set: run the tests with deploy/local/test.sh, \
-         or export CALLPULSE_TANSU_BIN=$(deploy/local/stack.sh tansu-bin)",
-        );
-    assert!(
-        path.exists(),
-        "the tansu broker is missing at {}: install it with `deploy/local/stack.sh install` \
-         (deploy/local/test.sh does before running the tests)",
-        path.display()
-    );
-    path
-}
-
-/// A server started as a process for one test, its standard output and
-/// error in a log file; killed when dropped, also when the test fails (then the end
-/// of its log is printed).
-pub struct Process {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    pub fn start(program: &Path, args: &[&str], env: &[(String, String)], name: &str) -> Process {
-        let log = std::env::temp_dir().join(format!("callpulse-{name}-{}.log", std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(program)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .envs(env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|err| panic!("starting {}: {err}", program.display()));
-        Process {
-            name: name.to_string(),
-            child,
-            log,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with its log if the process has exited.
-    pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited ({status}):\n{}", self.name, self.log());
-        }
-    }
-
-    /// Waits until the log shows `text`; panics after `timeout` or if the process exits.
-    pub async fn wait_for_log(&mut self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(text) {
-            self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "no `{text}` from {} in:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!(
-                "--- last lines of {} ({}) ---",
-                self.name,
-                self.log.display()
-            );
-            for line in tail.into_iter().rev() {
-                eprintln!("{line}");
-            }
-        } else {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
 /// Waits until something accepts connections on `addr`.
 pub async fn wait_for_port(addr: SocketAddr, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -320,11 +182,5 @@ mod tests {
         assert!(outage.is_up());
         let mut after = TcpStream::connect(outage.addr()).await.unwrap();
         assert_eq!(round_trip(&mut after, b"again").await.unwrap(), b"again");
-    }
-
-    #[test]
-    fn reads_the_resident_memory_of_this_process() {
-        let rss = rss_kib(std::process::id()).unwrap();
-        assert!(rss > 0);
     }
 }

@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use callpulse_adapters::file::adapt_file;
 use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, Timestamp};
-use callpulse_e2e::outage::{
-    callpulse_binary, free_port, tansu_binary, wait_for_port, Outage, Process,
-};
+use callpulse_e2e::outage::{wait_for_port, Outage};
+use callpulse_e2e::process::{free_port, tansu_binary, Process};
 use callpulse_e2e::{assert_same_rows, expected_rows, simulated_calls, test_env, wait_for_rows};
 use callpulse_runtime::Config;
 use callpulse_simulator::SimulationPlan;
@@ -166,6 +165,7 @@ async fn a_30_second_broker_outage_loses_nothing_and_clickhouse_equals_replay() 
     let advertised = format!("tcp://{}", proxy.addr());
     let listener = format!("tcp://{broker}");
     let mut tansu = Process::start(
+        "fault-broker-tansu",
         &tansu_binary(),
         &[
             "broker",
@@ -177,7 +177,6 @@ async fn a_30_second_broker_outage_loses_nothing_and_clickhouse_equals_replay() 
             "memory://tansu/",
         ],
         &[("RUST_LOG".into(), "warn".into())],
-        "fault-broker-tansu",
     );
     wait_for_port(broker, Duration::from_secs(30)).await;
     tansu.assert_running();
@@ -192,10 +191,9 @@ async fn a_30_second_broker_outage_loses_nothing_and_clickhouse_equals_replay() 
     env.push(("CALLPULSE__ADAPTERS__LISTEN".into(), adapters_addr.clone()));
     let config = Config::load_from(None, env.clone()).unwrap();
 
-    let bin = callpulse_binary();
-    let mut adapters = Process::start(&bin, &["adapters", "--demo"], &env, "fault-broker-adapters");
-    let mut processor = Process::start(&bin, &["processor"], &env, "fault-broker-processor");
-    let mut sink = Process::start(&bin, &["sink"], &env, "fault-broker-sink");
+    let mut adapters = Process::callpulse("fault-broker-adapters", &["adapters", "--demo"], &env);
+    let mut processor = Process::callpulse("fault-broker-processor", &["processor"], &env);
+    let mut sink = Process::callpulse("fault-broker-sink", &["sink"], &env);
     adapters
         .wait_for_log("adapters listening", Duration::from_secs(60))
         .await;

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use callpulse_core::{CallEvent, Timestamp};
-use callpulse_e2e::outage::{callpulse_binary, rss_kib, Outage, Process};
+use callpulse_e2e::outage::Outage;
+use callpulse_e2e::process::{rss_kib, Process};
 use callpulse_e2e::{
     assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
     wait_for_rows,
@@ -75,9 +76,8 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
         .await
         .unwrap();
 
-    let bin = callpulse_binary();
-    let mut processor = Process::start(&bin, &["processor"], &env, "fault-clickhouse-processor");
-    let mut sink = Process::start(&bin, &["sink"], &sink_env, "fault-clickhouse-sink");
+    let mut processor = Process::callpulse("fault-clickhouse-processor", &["processor"], &env);
+    let mut sink = Process::callpulse("fault-clickhouse-sink", &["sink"], &sink_env);
     processor
         .wait_for_log("partitions assigned", Duration::from_secs(60))
         .await;

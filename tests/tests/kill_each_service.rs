@@ -95,7 +95,7 @@ async fn post_until_accepted(client: &reqwest::Client, base: &str, body: String)
 
 /// Waits until every service's `/readyz` answers 200; panics with the
 /// logs of those that do not.
-async fn wait_until_ready(ports: &Ports, services: &[Service]) {
+async fn wait_until_ready(ports: &Ports, services: &[Process]) {
     let deadline = Instant::now() + WAIT;
     loop {
         let mut waiting = Vec::new();
@@ -120,10 +120,10 @@ async fn wait_until_ready(ports: &Ports, services: &[Service]) {
 }
 
 /// SIGKILL, then the same service again on the same ports.
-fn kill_and_restart(service: &mut Service, env: &[(String, String)]) {
+fn kill_and_restart(service: &mut Process, env: &[(String, String)]) {
     let name = service.name.clone();
     service.kill();
-    *service = Service::start(&name, &[name.as_str()], env, "info");
+    *service = Process::callpulse(&name, &[&name], env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +144,7 @@ async fn the_adapters_sink_and_alerter_killed_mid_run_lose_nothing() {
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
-    let mut services = start_all(&env, "info");
+    let mut services = start_all(&env);
     let adapters = format!("http://127.0.0.1:{}", ports.adapters);
     wait_until_ready(&ports, &services).await;
     // start_all's order.

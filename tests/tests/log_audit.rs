@@ -117,7 +117,8 @@ async fn no_log_line_of_a_full_run_holds_a_caller_number_or_a_secret() {
     ] {
         env.push((key.to_string(), value.to_string()));
     }
-    let mut services = start_all(&env, "debug");
+    env.push(("RUST_LOG".into(), "debug".into()));
+    let mut services = start_all(&env);
     let bases = ports.bases();
     for (_, base) in &bases {
         wait_for_status(&format!("{base}/readyz"), 200, WAIT).await;

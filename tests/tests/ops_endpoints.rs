@@ -84,7 +84,7 @@ async fn every_service_serves_health_readiness_and_metrics_that_move() {
         "CALLPULSE__ADAPTERS__PSEUDONYM_KEY".into(),
         "ops-test-pseudonym-key-0123456789abcdef".into(),
     ));
-    let mut services = start_all(&env, "info");
+    let mut services = start_all(&env);
     let bases = ports.bases();
 
     // Alive at once, ready once the group and the stores answer.
@@ -282,7 +282,7 @@ async fn the_sink_is_not_ready_while_clickhouse_refuses_it_and_ready_again_after
     }
     // This one logs JSON (docs/operations.md, "Logs").
     env.push(("CALLPULSE_LOG_FORMAT".into(), "json".into()));
-    let mut sink = Service::start("sink", &["sink"], &env, "info");
+    let mut sink = Process::callpulse("sink", &["sink"], &env);
     let base = format!("http://127.0.0.1:{port}");
     wait_for_status(&format!("{base}/readyz"), 200, WAIT).await;
 

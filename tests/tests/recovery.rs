@@ -11,11 +11,10 @@
 //! a restart then really resumes mid-partition, with the checkpointed
 //! watermark.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use callpulse_core::{CallEvent, Timestamp};
+use callpulse_e2e::process::Process;
 use callpulse_e2e::{
     assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
     wait_for_rows,
@@ -23,77 +22,14 @@ use callpulse_e2e::{
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
 
-struct Processor {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Processor {
-    fn start(env: &[(String, String)], name: &str) -> Processor {
-        let log = std::env::temp_dir().join(format!("callpulse-{name}-{}.log", std::process::id()));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(callpulse_e2e::outage::callpulse_binary())
-            .arg("processor")
-            .envs(env.iter().cloned())
-            // CALLPULSE_TEST_PROCESSOR_LOG (e.g. `info,librdkafka=debug`,
-            // with CALLPULSE__KAFKA__CLIENT_DEBUG) to see the client's side.
-            .env(
-                "RUST_LOG",
-                std::env::var("CALLPULSE_TEST_PROCESSOR_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Processor { child, log }
+/// SIGTERM: the graceful path; returns whether it exited cleanly.
+/// (Only once it runs: before its handler is installed SIGTERM kills.)
+fn terminate_once_running(processor: &mut Process) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !processor.log().contains("processor running") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log shows `text` (e.g. the group gave partitions).
-    async fn wait_for_log(&self, text: &str, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        while !self.log().contains(text) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no `{text}` in:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no flush, no commit, no leaving the group.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM: the graceful path; returns whether it exited cleanly.
-    /// (Only once it runs: before its handler is installed SIGTERM kills.)
-    fn terminate(&mut self) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !self.log().contains("processor running") && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        self.child.wait().unwrap().success()
-    }
-}
-
-impl Drop for Processor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
+    processor.terminate(Duration::MAX)
 }
 
 fn two_days_of_calls() -> Vec<CallEvent> {
@@ -143,7 +79,10 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
     let chunk = (events.len() - half).div_ceil(3);
     let mut logs = Vec::new();
     for (round, delay_ms) in [1_700u64, 600, 2_900].into_iter().enumerate() {
-        let mut processor = Processor::start(&env, &format!("recovery-{round}"));
+        // (CALLPULSE_TEST_PROCESSOR_LOG sets its RUST_LOG, e.g.
+        // `info,librdkafka=debug` with CALLPULSE__KAFKA__CLIENT_DEBUG.)
+        let name = format!("recovery-{round}");
+        let mut processor = Process::callpulse(&name, &["processor"], &env);
         // The group must give it the partitions first: the local broker
         // holds a dead member's partitions until max.poll.interval passes.
         processor
@@ -160,7 +99,7 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
         processor.kill();
         logs.push(processor.log());
     }
-    let mut last = Processor::start(&env, "recovery-last");
+    let mut last = Process::callpulse("recovery-last", &["processor"], &env);
     last.wait_for_log("partitions assigned", Duration::from_secs(60))
         .await;
     let actual = wait_for_rows(&config, &expected, Duration::from_secs(150)).await;
@@ -169,7 +108,7 @@ async fn a_processor_killed_again_and_again_leaves_clickhouse_equal_to_replay() 
         eprintln!("{}\n--- last ---\n{log}", logs.join("\n---\n"));
     }
     assert!(
-        last.terminate(),
+        terminate_once_running(&mut last),
         "SIGTERM should stop the processor cleanly:\n{log}"
     );
     stop.send(true).unwrap();
@@ -260,23 +199,23 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
     // SIGTERM: the local broker does not expire a member that dies without
     // leaving, docs/broker.md; SIGKILL is the test above.)
     let third = events.len() / 3;
-    let mut first = Processor::start(&env, "scaleout-a");
+    let mut first = Process::callpulse("scaleout-a", &["processor"], &env);
     publish_events(&config, &events[..third]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut second = Processor::start(&env, "scaleout-b");
+    let mut second = Process::callpulse("scaleout-b", &["processor"], &env);
     publish_events(&config, &events[third..2 * third]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut third_member = Processor::start(&env, "scaleout-c");
+    let mut third_member = Process::callpulse("scaleout-c", &["processor"], &env);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        first.terminate(),
+        terminate_once_running(&mut first),
         "SIGTERM should stop a member cleanly:\n{}",
         first.log()
     );
     publish_events(&config, &events[2 * third..]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        second.terminate(),
+        terminate_once_running(&mut second),
         "SIGTERM should stop a member cleanly:\n{}",
         second.log()
     );
@@ -288,7 +227,7 @@ async fn three_members_joining_and_leaving_leave_clickhouse_equal_to_replay() {
         eprintln!("{}", group_positions(&config));
     }
     assert!(
-        third_member.terminate(),
+        terminate_once_running(&mut third_member),
         "SIGTERM should stop a member cleanly:\n{}",
         logs[2]
     );

@@ -5,121 +5,9 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A port nobody listens on now (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One `callpulse <args>` process; stdout and stderr each go to a file.
-pub struct Service {
-    pub name: String,
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    exited: Option<bool>,
-}
-
-impl Service {
-    pub fn start(name: &str, args: &[&str], env: &[(String, String)], rust_log: &str) -> Service {
-        // Tests of one binary run at once: a file per service started.
-        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let stem = format!("callpulse-ops-{name}-{}-{n}", std::process::id());
-        let out = std::env::temp_dir().join(format!("{stem}.out"));
-        let err = std::env::temp_dir().join(format!("{stem}.err"));
-        let child = Command::new(callpulse_e2e::outage::callpulse_binary())
-            .args(args)
-            .envs(env.iter().cloned())
-            .env("RUST_LOG", rust_log)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Service {
-            name: name.to_string(),
-            child,
-            out,
-            err,
-            exited: None,
-        }
-    }
-
-    /// Everything the process wrote, stdout then stderr.
-    pub fn log(&self) -> String {
-        let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
-        format!("{}{}", read(&self.out), read(&self.err))
-    }
-
-    /// Waits until the log shows `text`.
-    pub async fn wait_for_log(&self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(text) {
-            assert!(
-                Instant::now() < deadline,
-                "{}: no `{text}` in its log:\n{}",
-                self.name,
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGKILL: no flush, no commit, no goodbye.
-    pub fn kill(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.exited = Some(false);
-        }
-    }
-
-    /// SIGTERM, then waits (up to `timeout`, then SIGKILL); whether it
-    /// exited with status 0.
-    pub fn terminate(&mut self, timeout: Duration) -> bool {
-        if let Some(clean) = self.exited {
-            return clean;
-        }
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + timeout;
-        let clean = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        self.exited = Some(clean);
-        clean
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let _ = std::fs::remove_file(&self.out);
-        let _ = std::fs::remove_file(&self.err);
-    }
-}
+pub use callpulse_e2e::process::{free_port, Process};
 
 /// `GET url`: (status, body); status 0 when nothing answered.
 pub async fn get(url: &str) -> (u16, String) {
@@ -245,14 +133,13 @@ pub fn stack_env(
     env
 }
 
-/// Starts processor, sink, alerter and adapters as processes.
-pub fn start_all(env: &[(String, String)], rust_log: &str) -> Vec<Service> {
-    vec![
-        Service::start("processor", &["processor"], env, rust_log),
-        Service::start("sink", &["sink"], env, rust_log),
-        Service::start("alerter", &["alerter"], env, rust_log),
-        Service::start("adapters", &["adapters"], env, rust_log),
-    ]
+/// Starts processor, sink, alerter and adapters as processes, each named
+/// after its command.
+pub fn start_all(env: &[(String, String)]) -> Vec<Process> {
+    ["processor", "sink", "alerter", "adapters"]
+        .into_iter()
+        .map(|service| Process::callpulse(service, &[service], env))
+        .collect()
 }
 
 /// A webhook receiver: `POST /hooks/{token}` answers 200 and is counted.
