@@ -120,5 +120,33 @@ fn engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, engine);
+/// Printing instants, as window bounds and call summaries do several times
+/// per event: the hand-written form against chrono's format string.
+fn printing(c: &mut Criterion) {
+    let instants: Vec<Timestamp> = (0..1_000)
+        .map(|i| Timestamp(1_795_420_800_000 + i * 61_001))
+        .collect();
+    let mut group = c.benchmark_group("time");
+    group.throughput(Throughput::Elements(instants.len() as u64));
+    group.bench_function("to_rfc3339_millis", |b| {
+        b.iter(|| instants.iter().map(|t| t.to_rfc3339_millis().len()).sum::<usize>())
+    });
+    group.bench_function("chrono_format_millis", |b| {
+        b.iter(|| {
+            instants
+                .iter()
+                .map(|t| {
+                    chrono::DateTime::from_timestamp_millis(t.millis())
+                        .unwrap()
+                        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                        .to_string()
+                        .len()
+                })
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine, printing);
 criterion_main!(benches);

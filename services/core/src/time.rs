@@ -61,12 +61,30 @@ impl Timestamp {
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the canonical event form.
     pub fn to_rfc3339_millis(self) -> String {
-        self.to_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+        match civil_utc(self.0) {
+            Some(c) => {
+                let mut out = String::with_capacity(24);
+                c.write_seconds(&mut out);
+                out.push('.');
+                push_digits(&mut out, c.millis, 3);
+                out.push('Z');
+                out
+            }
+            None => self.to_utc().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        }
     }
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, the form window bounds print in.
     pub fn to_rfc3339_seconds(self) -> String {
-        self.to_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        match civil_utc(self.0) {
+            Some(c) => {
+                let mut out = String::with_capacity(20);
+                c.write_seconds(&mut out);
+                out.push('Z');
+                out
+            }
+            None => self.to_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        }
     }
 
     /// The London calendar date this instant falls on.
@@ -76,6 +94,75 @@ impl Timestamp {
 
     pub fn floor_to(self, step_ms: i64) -> Timestamp {
         Timestamp(self.0.div_euclid(step_ms) * step_ms)
+    }
+}
+
+/// A UTC instant's calendar fields, for printing without chrono's format
+/// strings (window bounds and call summaries print several per event).
+struct Civil {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    millis: u32,
+}
+
+impl Civil {
+    /// `YYYY-MM-DDTHH:MM:SS`.
+    fn write_seconds(&self, out: &mut String) {
+        push_digits(out, self.year, 4);
+        out.push('-');
+        push_digits(out, self.month, 2);
+        out.push('-');
+        push_digits(out, self.day, 2);
+        out.push('T');
+        push_digits(out, self.hour, 2);
+        out.push(':');
+        push_digits(out, self.minute, 2);
+        out.push(':');
+        push_digits(out, self.second, 2);
+    }
+}
+
+/// The calendar fields of `ms` (proleptic Gregorian, UTC), for years 0 to
+/// 9999; `None` outside them, where chrono's own form (a sign, more
+/// digits) is kept. Days to dates by H. Hinnant's `civil_from_days`.
+fn civil_utc(ms: i64) -> Option<Civil> {
+    let days = ms.div_euclid(DAY_MS);
+    let in_day = ms.rem_euclid(DAY_MS);
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe.checked_add(era.checked_mul(400)?)? + i64::from(month <= 2);
+    if !(0..=9_999).contains(&year) {
+        return None;
+    }
+    debug_assert!((1..=12).contains(&month) && (1..=31).contains(&day));
+    Some(Civil {
+        year: year as u32,
+        month: month as u32,
+        day: day as u32,
+        hour: (in_day / HOUR_MS) as u32,
+        minute: (in_day % HOUR_MS / MINUTE_MS) as u32,
+        second: (in_day % MINUTE_MS / SECOND_MS) as u32,
+        millis: (in_day % SECOND_MS) as u32,
+    })
+}
+
+/// `value` as exactly `width` decimal digits, zero-padded.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    debug_assert!(value < 10u32.pow(width));
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
     }
 }
 
@@ -203,6 +290,61 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    /// What chrono prints, the reference for the hand-written form.
+    fn chrono_forms(ms: i64) -> (String, String) {
+        let utc = Timestamp(ms).to_utc();
+        (
+            utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            utc.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn instants_print_as_chrono_prints_them(ms in any::<i64>()) {
+            let (millis, seconds) = chrono_forms(ms);
+            prop_assert_eq!(Timestamp(ms).to_rfc3339_millis(), millis);
+            prop_assert_eq!(Timestamp(ms).to_rfc3339_seconds(), seconds);
+        }
+
+        #[test]
+        fn instants_of_the_accepted_range_print_as_chrono_prints_them(
+            ms in EARLIEST.0 - DAY_MS..LATEST.0 + DAY_MS
+        ) {
+            let (millis, seconds) = chrono_forms(ms);
+            prop_assert_eq!(Timestamp(ms).to_rfc3339_millis(), millis);
+            prop_assert_eq!(Timestamp(ms).to_rfc3339_seconds(), seconds);
+        }
+    }
+
+    #[test]
+    fn calendar_edges_print_as_chrono_prints_them() {
+        let edges = [
+            0,
+            -1,
+            -62_167_219_200_000,   // 0000-01-01
+            -62_167_219_200_001,   // just before year 0
+            253_402_300_799_999,   // 9999-12-31T23:59:59.999
+            253_402_300_800_000,   // 10000-01-01
+            951_782_400_000,       // 2000-02-29
+            4_107_542_400_000,     // 2100-03-01 (2100 is not a leap year)
+            1_795_478_400_000 - 1, // a millisecond before a midnight
+            i64::MIN,
+            i64::MAX,
+        ];
+        for ms in edges {
+            let (millis, seconds) = chrono_forms(ms);
+            assert_eq!(Timestamp(ms).to_rfc3339_millis(), millis, "{ms}");
+            assert_eq!(Timestamp(ms).to_rfc3339_seconds(), seconds, "{ms}");
+        }
+        assert_eq!(
+            Timestamp(1_795_478_400_123).to_rfc3339_millis(),
+            "2026-11-24T00:00:00.123Z"
+        );
+    }
+
     use super::*;
 
     #[test]

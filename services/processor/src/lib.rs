@@ -133,6 +133,10 @@ struct Processor {
     /// added to the registry there: once a second rather than per event
     /// (a registry update formats its labels and takes a lock).
     consumed: BTreeMap<i32, u64>,
+    /// The time, read once per emission tick rather than per event: it only
+    /// dates a partition's last event for the idle rule, whose timeout is
+    /// tens of seconds.
+    clock: Instant,
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -177,6 +181,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         partitions: BTreeMap::new(),
         metrics,
         consumed: BTreeMap::new(),
+        clock: Instant::now(),
         config,
     };
     processor.run(shutdown).await
@@ -197,6 +202,7 @@ impl Processor {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = emit.tick() => {
+                    self.clock = Instant::now();
                     self.drop_revoked();
                     self.follow_idle_partitions();
                     self.emit().await?;
@@ -268,7 +274,7 @@ impl Processor {
                     thresholds,
                     feed,
                     next_offset: offset,
-                    last_event: Instant::now(),
+                    last_event: self.clock,
                     written: None,
                 },
             );
@@ -278,7 +284,7 @@ impl Processor {
             return Ok(()); // already processed (a fetch repeated after a seek)
         }
         state.next_offset = offset + 1;
-        state.last_event = Instant::now();
+        state.last_event = self.clock;
         *self.consumed.entry(partition).or_default() += 1;
         let Some(payload) = payload else {
             return Ok(());
