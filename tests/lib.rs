@@ -202,6 +202,12 @@ pub fn values_only(mut row: callpulse_sink::WindowMetricsRow) -> callpulse_sink:
 
 /// `callpulse replay`'s final windows for `events`, as rows, values only.
 pub fn expected_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsRow> {
+    replayed_rows(events).into_iter().map(values_only).collect()
+}
+
+/// `callpulse replay`'s final windows for `events`, as the sink writes
+/// them (with revision and version), in `window, practice, start` order.
+pub fn replayed_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsRow> {
     let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
     for event in events {
         engine.ingest(event);
@@ -210,7 +216,7 @@ pub fn expected_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsR
         .finish()
         .windows
         .iter()
-        .map(|w| values_only(callpulse_sink::WindowMetricsRow::from(w)))
+        .map(callpulse_sink::WindowMetricsRow::from)
         .collect();
     rows.sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
     rows

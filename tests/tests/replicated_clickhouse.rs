@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callpulse_core::{CoreHours, Engine, EngineConfig, Timestamp};
+use callpulse_core::Timestamp;
 use callpulse_e2e::outage::{callpulse_binary, free_port, wait_for_port, Process};
-use callpulse_e2e::{assert_same_rows, simulated_calls, test_env, values_only, wait_for_rows};
+use callpulse_e2e::{
+    assert_same_rows, replayed_rows, simulated_calls, test_env, values_only, wait_for_rows,
+};
 use callpulse_runtime::Config;
 use callpulse_simulator::SimulationPlan;
 use callpulse_sink::{access, migrate, organisations, WindowMetricsRow};
@@ -305,22 +307,33 @@ fn monday_windows() -> Vec<WindowMetricsRow> {
         calls_per_practice_minute: 0.3,
         speed: None,
     };
-    let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
-    for event in simulated_calls(&plan, 300) {
-        engine.ingest(&event);
-    }
-    let mut rows: Vec<WindowMetricsRow> = engine
-        .finish()
-        .windows
-        .iter()
-        .map(WindowMetricsRow::from)
-        .collect();
-    rows.sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
-    rows
+    replayed_rows(&simulated_calls(&plan, 300))
 }
 
 fn values(rows: &[WindowMetricsRow]) -> Vec<WindowMetricsRow> {
     rows.iter().cloned().map(values_only).collect()
+}
+
+/// The one number `sql` answers.
+async fn number(client: &clickhouse::Client, sql: &str) -> u64 {
+    client.query(sql).fetch_one().await.unwrap()
+}
+
+/// Inserts the window's next final revision, changed by `change`, with the
+/// sink's insert; returns it.
+async fn insert_next_revision(
+    client: &clickhouse::Client,
+    window: &WindowMetricsRow,
+    change: impl FnOnce(&mut WindowMetricsRow),
+) -> WindowMetricsRow {
+    let mut next = window.clone();
+    next.revision += 1;
+    next.version = next.revision * 2 + 1;
+    change(&mut next);
+    callpulse_sink::insert(client, std::slice::from_ref(&next))
+        .await
+        .unwrap();
+    next
 }
 
 fn run_migrate(env: &[(String, String)]) -> String {
@@ -402,13 +415,7 @@ async fn migrate_on_a_cluster_replicates_tables_views_and_the_latest_version_of_
         })
         .collect();
     callpulse_sink::insert(&client1, &older).await.unwrap();
-    let mut newer = windows[0].clone();
-    newer.revision += 1;
-    newer.version = newer.revision * 2 + 1;
-    newer.answered += 1;
-    callpulse_sink::insert(&client1, std::slice::from_ref(&newer))
-        .await
-        .unwrap();
+    let newer = insert_next_revision(&client1, &windows[0], |w| w.answered += 1).await;
     let mut expected = windows.clone();
     expected[0] = newer;
     let expected = values(&expected);
@@ -416,11 +423,7 @@ async fn migrate_on_a_cluster_replicates_tables_views_and_the_latest_version_of_
     let on_replica2 = wait_for_rows(&replica2, &expected, REPLICATION_TIMEOUT).await;
     assert_same_rows(&on_replica2, &expected);
     let client2 = callpulse_sink::clickhouse_client(&replica2);
-    let parts_rows: u64 = client2
-        .query("SELECT count() FROM window_metrics")
-        .fetch_one()
-        .await
-        .unwrap();
+    let parts_rows = number(&client2, "SELECT count() FROM window_metrics").await;
     assert_eq!(
         parts_rows as usize,
         2 * windows.len() + 1,
@@ -432,18 +435,14 @@ async fn migrate_on_a_cluster_replicates_tables_views_and_the_latest_version_of_
         .filter(|w| w.window == "1h")
         .map(|w| w.offered)
         .sum();
-    let england: u64 = client2
-        .query("SELECT toUInt64(sum(offered)) FROM rollup_england WHERE window = '1h'")
-        .fetch_one()
-        .await
-        .unwrap();
-    assert_eq!(england, offered_1h);
-    let qhm: u64 = client2
-        .query("SELECT toUInt64(sum(offered)) FROM rollup_icb WHERE window = '1h' AND code = 'QHM'")
-        .fetch_one()
-        .await
-        .unwrap();
-    assert_eq!(qhm, offered_1h, "all 5 practices are in QHM");
+    let england = "SELECT sum(offered) FROM rollup_england WHERE window = '1h'";
+    assert_eq!(number(&client2, england).await, offered_1h);
+    let qhm = "SELECT sum(offered) FROM rollup_icb WHERE window = '1h' AND code = 'QHM'";
+    assert_eq!(
+        number(&client2, qhm).await,
+        offered_1h,
+        "all 5 practices are in QHM"
+    );
     eprintln!("replicated and read in {:?}", started.elapsed());
 
     // An ICB's database, through replica 1: on both replicas, replicated;
@@ -458,13 +457,7 @@ async fn migrate_on_a_cluster_replicates_tables_views_and_the_latest_version_of_
     assert!(icb_on_2
         .iter()
         .any(|o| o.name == "window_metrics_feed" && o.engine == "MaterializedView"));
-    let mut fed = windows[1].clone();
-    fed.revision += 1;
-    fed.version = fed.revision * 2 + 1;
-    fed.missed += 1;
-    callpulse_sink::insert(&client1, std::slice::from_ref(&fed))
-        .await
-        .unwrap();
+    let fed = insert_next_revision(&client1, &windows[1], |w| w.missed += 1).await;
     let mut icb_expected = expected.clone();
     icb_expected[1] = values_only(fed);
     let mut icb_replica2 = replica2.clone();
