@@ -322,6 +322,40 @@ pub async fn publish_alerts(config: &Config, alerts: &[&callpulse_core::alert::A
     }
 }
 
+/// `callpulse processor` and `callpulse sink` run in the test's runtime
+/// with `config` until [`Pipeline::stop`].
+pub struct Pipeline {
+    stop: tokio::sync::watch::Sender<bool>,
+    processor: tokio::task::JoinHandle<anyhow::Result<()>>,
+    sink: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Pipeline {
+    pub fn start(config: &Config) -> Pipeline {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let processor = tokio::spawn(callpulse_processor::run(
+            config.clone(),
+            until_stopped(stopped.clone()),
+        ));
+        let sink = tokio::spawn(callpulse_sink::run(config.clone(), until_stopped(stopped)));
+        Pipeline {
+            stop,
+            processor,
+            sink,
+        }
+    }
+
+    /// Stops both; panics if either failed.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.processor.await.unwrap().unwrap();
+        self.sink.await.unwrap().unwrap();
+    }
+}
+
 /// The simulator's events for `plan`, in event-time order; at least
 /// `at_least` of them, so a test's load cannot shrink unnoticed.
 pub fn simulated_calls(

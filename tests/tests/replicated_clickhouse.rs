@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 use callpulse_core::Timestamp;
 use callpulse_e2e::outage::{callpulse_binary, free_port, wait_for_port, Process};
 use callpulse_e2e::{
-    assert_same_rows, replayed_rows, simulated_calls, test_env, values_only, wait_for_rows,
+    assert_same_rows, expected_rows, replayed_rows, simulated_calls, test_env, values_only,
+    wait_for_rows, Pipeline,
 };
-use callpulse_runtime::Config;
+use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
 use callpulse_sink::{access, migrate, organisations, WindowMetricsRow};
 
@@ -470,6 +471,34 @@ async fn migrate_on_a_cluster_replicates_tables_views_and_the_latest_version_of_
         "dropped on replica 2 too"
     );
     eprintln!("ICB database on the cluster in {:?}", started.elapsed());
+
+    // The sink itself on replica 2 (its start applies the schema there),
+    // fed by the processor from the shared broker: replica 1 gets its rows.
+    let plan = SimulationPlan {
+        practices: 3,
+        seed: 9,
+        start: Timestamp::parse_rfc3339("2026-11-24T08:00:00Z").unwrap(),
+        duration_ms: 30 * 60_000,
+        calls_per_practice_minute: 1.0,
+        speed: None,
+    };
+    let tuesday = simulated_calls(&plan, 50);
+    // The main table holds what the ICB's does (all 5 practices are in QHM).
+    let mut all = icb_expected;
+    all.extend(expected_rows(&tuesday));
+    all.sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
+    kafka::ensure_topics(&replica2.kafka, &replica2.topics.all())
+        .await
+        .unwrap();
+    let pipeline = Pipeline::start(&replica2);
+    let producer = kafka::producer(&replica2.kafka).unwrap();
+    callpulse_simulator::publish(&producer, &replica2.topics.call_events, &tuesday)
+        .await
+        .unwrap();
+    let on_replica1 = wait_for_rows(&replica1, &all, Duration::from_secs(60)).await;
+    pipeline.stop().await;
+    assert_same_rows(&on_replica1, &all);
+    eprintln!("sink on replica 2 in {:?}", started.elapsed());
 
     eprintln!("replicated_clickhouse: {:?} in all", started.elapsed());
 }
