@@ -5,7 +5,8 @@
 //! ClickHouse servers (the local 18.16) on free ports, with generated
 //! configurations: macros shard=01, replica=r1/r2, a cluster of one shard
 //! holding both, the ZooKeeper and a distributed DDL queue. It never
-//! touches the shared ClickHouse. Then:
+//! touches the shared ClickHouse (the shared broker carries the events of
+//! the last step). Then:
 //! - `callpulse migrate` (the real binary) through replica 1 creates every
 //!   table, Replicated, and every view on both replicas;
 //! - the sink's insert through replica 1 reaches replica 2, where FINAL
@@ -14,7 +15,9 @@
 //! - what the services do at start (the schema on their own server) and a
 //!   second `migrate` change nothing;
 //! - an ICB's database (`callpulse access`'s function) is created on both
-//!   replicas, its feed copies through replica 1 and replica 2 has the rows.
+//!   replicas, its feed copies through replica 1 and replica 2 has the rows;
+//! - the processor and the sink themselves (the sink on replica 2, with the
+//!   cluster set) turn published events into rows that replica 1 has.
 //!
 //! Every process started here is killed when the test ends, also when it fails.
 
