@@ -202,6 +202,12 @@ pub fn values_only(mut row: callpulse_sink::WindowMetricsRow) -> callpulse_sink:
 
 /// `callpulse replay`'s final windows for `events`, as rows, values only.
 pub fn expected_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsRow> {
+    replayed_rows(events).into_iter().map(values_only).collect()
+}
+
+/// `callpulse replay`'s final windows for `events`, as the sink writes
+/// them (with revision and version), in `window, practice, start` order.
+pub fn replayed_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsRow> {
     let mut engine = Engine::new(EngineConfig::replay(CoreHours::shipped()));
     for event in events {
         engine.ingest(event);
@@ -210,7 +216,7 @@ pub fn expected_rows(events: &[CallEvent]) -> Vec<callpulse_sink::WindowMetricsR
         .finish()
         .windows
         .iter()
-        .map(|w| values_only(callpulse_sink::WindowMetricsRow::from(w)))
+        .map(callpulse_sink::WindowMetricsRow::from)
         .collect();
     rows.sort_by(|a, b| (&a.window, &a.practice, a.start).cmp(&(&b.window, &b.practice, b.start)));
     rows
@@ -316,6 +322,40 @@ pub async fn publish_alerts(config: &Config, alerts: &[&callpulse_core::alert::A
             )
             .await
             .unwrap();
+    }
+}
+
+/// `callpulse processor` and `callpulse sink` run in the test's runtime
+/// with `config` until [`Pipeline::stop`].
+pub struct Pipeline {
+    stop: tokio::sync::watch::Sender<bool>,
+    processor: tokio::task::JoinHandle<anyhow::Result<()>>,
+    sink: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Pipeline {
+    pub fn start(config: &Config) -> Pipeline {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let processor = tokio::spawn(callpulse_processor::run(
+            config.clone(),
+            until_stopped(stopped.clone()),
+        ));
+        let sink = tokio::spawn(callpulse_sink::run(config.clone(), until_stopped(stopped)));
+        Pipeline {
+            stop,
+            processor,
+            sink,
+        }
+    }
+
+    /// Stops both; panics if either failed.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.processor.await.unwrap().unwrap();
+        self.sink.await.unwrap().unwrap();
     }
 }
 

@@ -2,7 +2,7 @@
 # callpulse local stack without Docker: a Kafka-protocol broker (tansu) and
 # ClickHouse (Debian's clickhouse-server), both on 127.0.0.1.
 #
-#   deploy/local/stack.sh install   install what is missing (tansu, ClickHouse)
+#   deploy/local/stack.sh install   install what is missing (tansu, ClickHouse, ZooKeeper)
 #   deploy/local/stack.sh start     install, then start what is not running; wait until ready
 #   deploy/local/stack.sh stop      stop what this script started (by PID file)
 #   deploy/local/stack.sh status    show what runs; exit 0 only if both run and answer
@@ -157,8 +157,23 @@ install_clickhouse() {
     clickhouse_exe >/dev/null || die "clickhouse-server still not installed"
 }
 
+# ZooKeeper is not part of the stack: tests/tests/replicated_clickhouse.rs
+# starts one of its own (with two ClickHouse replicas) from Debian's jar.
+install_zookeeper() {
+    if [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing zookeeper (and a Java runtime) from apt"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+        die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper ||
+        die "apt-get install zookeeper failed"
+    [ -f /usr/share/java/zookeeper.jar ] || die "zookeeper still not installed"
+}
+
 cmd_install() {
     install_clickhouse
+    install_zookeeper
     install_tansu
 }
 

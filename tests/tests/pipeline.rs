@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use callpulse_core::{EventKind, Timestamp, WindowSize};
-use callpulse_e2e::{assert_same_counts, expected_counts, test_config, wait_for_counts};
+use callpulse_e2e::{assert_same_counts, expected_counts, test_config, wait_for_counts, Pipeline};
 use callpulse_runtime::kafka;
 use callpulse_simulator::{generate, SimulationPlan};
 
@@ -47,18 +47,7 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let processor = tokio::spawn(callpulse_processor::run(
-        config.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    let sink = tokio::spawn(callpulse_sink::run(
-        config.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let pipeline = Pipeline::start(&config);
 
     let producer = kafka::producer(&config.kafka).unwrap();
     callpulse_simulator::publish(&producer, &config.topics.call_events, &events)
@@ -100,9 +89,7 @@ async fn published_events_become_exact_window_counts_in_clickhouse() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    stop_tx.send(true).unwrap();
-    processor.await.unwrap().unwrap();
-    sink.await.unwrap().unwrap();
+    pipeline.stop().await;
 
     assert_same_counts(&actual, &expected);
     assert_eq!(calls.len(), expected_calls.len(), "one row per call");

@@ -123,7 +123,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         contacts: Option<PathBuf>,
     },
-    /// Apply the versioned ClickHouse schema (schemas/clickhouse) and exit.
+    /// Apply the versioned ClickHouse schema (schemas/clickhouse) and exit;
+    /// with clickhouse.cluster set, on every replica of that cluster
+    /// (ON CLUSTER, Replicated engines).
     Migrate,
     /// Organisations (practice -> PCN -> sub-ICB location -> ICB -> region) in ClickHouse.
     ///
@@ -476,11 +478,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Migrate => {
             let config = load_config(cli.config.as_deref())?;
-            runtime()?.block_on(callpulse_sink::migrate::apply(&config))?;
-            eprintln!(
-                "schema applied to {} at {}",
-                config.clickhouse.database, config.clickhouse.url
-            );
+            runtime()?.block_on(callpulse_sink::migrate::apply_to_cluster(&config))?;
+            match config.clickhouse.cluster.as_str() {
+                "" => eprintln!(
+                    "schema applied to {} at {}",
+                    config.clickhouse.database, config.clickhouse.url
+                ),
+                cluster => eprintln!(
+                    "schema applied to {} on every replica of cluster {cluster} (through {})",
+                    config.clickhouse.database, config.clickhouse.url
+                ),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Orgs { command } => orgs(command, cli.config.as_deref()),
@@ -762,7 +770,7 @@ async fn icb_access(
 ) -> Result<()> {
     use callpulse_sink::access;
     use rand::distr::{Alphanumeric, SampleString};
-    callpulse_sink::migrate::apply(config).await?;
+    callpulse_sink::migrate::apply_to_cluster(config).await?;
     let icbs = if icbs.is_empty() {
         access::icbs_present(config).await?
     } else {

@@ -83,6 +83,9 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: String,
+    /// The ClickHouse cluster (`<remote_servers>`) whose replicas hold the
+    /// tables; empty: one server, plain (unreplicated) engines.
+    pub cluster: String,
 }
 
 /// The password stays out of logs and panics.
@@ -98,6 +101,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &password)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }

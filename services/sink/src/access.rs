@@ -48,7 +48,9 @@ pub async fn icbs_present(config: &Config) -> Result<Vec<String>> {
 /// Creates (or brings up to date) the database of one ICB: the main
 /// migrations, the feeds, and a copy of the rows already there. Idempotent;
 /// run it again after loading organisations for practices whose metrics
-/// arrived first. Returns the database name.
+/// arrived first. With `clickhouse.cluster` set, the database, tables and
+/// views are created on every replica (ON CLUSTER) and the copy runs once.
+/// Returns the database name.
 pub async fn create_icb_database(config: &Config, icb: &str) -> Result<String> {
     ensure!(
         is_icb_code(icb),
@@ -56,27 +58,14 @@ pub async fn create_icb_database(config: &Config, icb: &str) -> Result<String> {
     );
     let source = &config.clickhouse.database;
     let database = icb_database(source, icb);
-    let server = crate::clickhouse_server(config);
-    server
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .execute()
-        .await
-        .with_context(|| format!("creating database {database}"))?;
-    let client = server.with_database(&database);
     let feed = FEED_SQL.replace("{source}", source).replace("{icb}", icb);
-    let migrations = crate::migrate::MIGRATIONS
+    let files: Vec<(&str, String)> = crate::migrate::MIGRATIONS
         .iter()
         .filter(|(name, _)| ICB_MIGRATIONS.contains(name))
-        .map(|(name, sql)| (*name, sql.to_string()));
-    for (name, sql) in migrations.chain([("icb/feed.sql", feed)]) {
-        for statement in crate::migrate::statements(&sql) {
-            client
-                .query(&statement)
-                .execute()
-                .await
-                .with_context(|| format!("applying {name} in {database}"))?;
-        }
-    }
+        .map(|(name, sql)| (*name, sql.to_string()))
+        .chain([("icb/feed.sql", feed)])
+        .collect();
+    crate::migrate::apply_files(config, &database, &files, crate::migrate::Scope::Cluster).await?;
     Ok(database)
 }
 
@@ -84,8 +73,12 @@ pub async fn create_icb_database(config: &Config, icb: &str) -> Result<String> {
 pub async fn drop_icb_database(config: &Config, icb: &str) -> Result<()> {
     ensure!(is_icb_code(icb), "`{icb}` is not an ICB code");
     let database = icb_database(&config.clickhouse.database, icb);
+    let on_cluster = match config.clickhouse.cluster.as_str() {
+        "" => String::new(),
+        cluster => format!(" ON CLUSTER {cluster}"),
+    };
     crate::clickhouse_server(config)
-        .query(&format!("DROP DATABASE IF EXISTS {database}"))
+        .query(&format!("DROP DATABASE IF EXISTS {database}{on_cluster}"))
         .execute()
         .await
         .with_context(|| format!("dropping database {database}"))
