@@ -26,7 +26,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callpulse_core::Timestamp;
-use callpulse_e2e::outage::{callpulse_binary, free_port, wait_for_port, Process};
+use callpulse_e2e::outage::wait_for_port;
+use callpulse_e2e::process::{callpulse_binary, free_port, Process};
 use callpulse_e2e::{
     assert_same_rows, expected_rows, replayed_rows, simulated_calls, test_env, values_only,
     wait_for_rows, Pipeline,
@@ -175,6 +176,7 @@ impl Cluster {
         let zk_data = dir.0.join("zookeeper");
         std::fs::create_dir_all(&zk_data).unwrap();
         let mut zookeeper = Process::start(
+            "replicated-zookeeper",
             Path::new("java"),
             &[
                 "-Xmx256m",
@@ -186,7 +188,6 @@ impl Cluster {
                 zk_data.to_str().unwrap(),
             ],
             &[],
-            "replicated-zookeeper",
         );
         wait_for_port(([127, 0, 0, 1], zk_port).into(), START_TIMEOUT).await;
         // ClickHouse 18.16 crashes if ZooKeeper does not answer at its start.
@@ -213,10 +214,10 @@ impl Cluster {
             std::fs::write(home.join("users.xml"), USERS).unwrap();
             let arg = format!("--config-file={}", config.display());
             servers.push(Process::start(
+                &format!("replicated-clickhouse-{replica}"),
                 &server,
                 &[&arg],
                 &[],
-                &format!("replicated-clickhouse-{replica}"),
             ));
         }
         let urls = [0, 1].map(|i| format!("http://127.0.0.1:{}", ports[i].http));

@@ -129,7 +129,12 @@ fn printing(c: &mut Criterion) {
     let mut group = c.benchmark_group("time");
     group.throughput(Throughput::Elements(instants.len() as u64));
     group.bench_function("to_rfc3339_millis", |b| {
-        b.iter(|| instants.iter().map(|t| t.to_rfc3339_millis().len()).sum::<usize>())
+        b.iter(|| {
+            instants
+                .iter()
+                .map(|t| t.to_rfc3339_millis().len())
+                .sum::<usize>()
+        })
     });
     group.bench_function("chrono_format_millis", |b| {
         b.iter(|| {
