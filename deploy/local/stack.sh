@@ -137,8 +137,14 @@ install_clickhouse() {
         return 0
     fi
     log "installing clickhouse-server and clickhouse-client from apt"
-    # Keep the package's init script from starting a system-wide server on
-    # 8123/9000 (Docker-style images already ship such a policy-rc.d).
+    apt_install clickhouse-server clickhouse-client
+    clickhouse_exe >/dev/null || die "clickhouse-server still not installed"
+}
+
+# apt_install PACKAGE...: install from apt without letting the packages'
+# init scripts start system-wide servers (ClickHouse on 8123/9000,
+# ZooKeeper on 2181); Docker-style images already ship such a policy-rc.d.
+apt_install() {
     local policy=/usr/sbin/policy-rc.d added_policy=0
     if [ ! -e "$policy" ]; then
         as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
@@ -148,13 +154,12 @@ install_clickhouse() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || rc=$?
     if [ "$rc" -eq 0 ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-            --no-install-recommends clickhouse-server clickhouse-client || rc=$?
+            --no-install-recommends "$@" || rc=$?
     fi
     if [ "$added_policy" -eq 1 ]; then
         as_root rm -f "$policy"
     fi
-    [ "$rc" -eq 0 ] || die "apt-get failed (exit $rc)"
-    clickhouse_exe >/dev/null || die "clickhouse-server still not installed"
+    [ "$rc" -eq 0 ] || die "apt-get install $* failed (exit $rc)"
 }
 
 # ZooKeeper is not part of the stack: tests/tests/replicated_clickhouse.rs
@@ -164,11 +169,9 @@ install_zookeeper() {
         return 0
     fi
     log "installing zookeeper (and a Java runtime) from apt"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
-        die "apt-get update failed"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q zookeeper ||
-        die "apt-get install zookeeper failed"
+    apt_install zookeeper
     [ -f /usr/share/java/zookeeper.jar ] || die "zookeeper still not installed"
+    command -v java >/dev/null 2>&1 || die "zookeeper installed but no java on PATH"
 }
 
 cmd_install() {
