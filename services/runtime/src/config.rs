@@ -28,6 +28,8 @@ pub struct KafkaConfig {
     pub retention_ms: i64,
     pub session_timeout_ms: u64,
     pub max_poll_interval_ms: u64,
+    /// How long a producer waits to fill a batch (librdkafka `linger.ms`).
+    pub linger_ms: u64,
     /// librdkafka debug contexts (`"cgrp,fetch"`, `"all"`); empty: off.
     #[serde(default)]
     pub client_debug: String,

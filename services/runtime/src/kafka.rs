@@ -44,7 +44,7 @@ pub fn producer_with_timeout(kafka: &KafkaConfig, timeout_ms: u64) -> Result<Fut
     client_config(kafka)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", kafka.linger_ms.to_string())
         .set("message.timeout.ms", timeout_ms.to_string())
         .create()
         .context("creating Kafka producer")
