@@ -278,6 +278,9 @@ pub mod outage;
 /// Servers started as processes, their logs captured (tests/process.rs).
 pub mod process;
 
+/// A ClickHouse server of a test's own (tests/own_clickhouse.rs).
+pub mod own_clickhouse;
+
 /// Publishes `events` on the run's call-events topic, as an adapter would.
 pub async fn publish_events(config: &Config, events: &[CallEvent]) {
     let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use callpulse_core::Timestamp;
 use callpulse_e2e::outage::wait_for_port;
+use callpulse_e2e::own_clickhouse::{
+    start_server, wait_until_answers, Ports, TempDir, START_TIMEOUT,
+};
 use callpulse_e2e::process::{callpulse_binary, free_port, Process};
 use callpulse_e2e::{
     assert_same_rows, expected_rows, replayed_rows, simulated_calls, test_env, values_only,
@@ -38,32 +41,8 @@ use callpulse_sink::{access, migrate, organisations, WindowMetricsRow};
 
 const CLUSTER: &str = "callpulse_test";
 const ORGANISATIONS: &str = include_str!("../../data/organisations.csv");
-/// Long enough for a JVM and a ClickHouse server to start on a busy machine.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Replication is asynchronous: how long replica 2 may take to have the rows.
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A folder for one run, deleted at the end (kept, and named, on failure).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("callpulse-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("replicated_clickhouse: state kept in {}", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
 
 /// Debian's ZooKeeper jar (its manifest names the jars it needs).
 fn zookeeper_jar() -> PathBuf {
@@ -82,30 +61,9 @@ fn zookeeper_jar() -> PathBuf {
     jar
 }
 
-/// The server binary deploy/local/stack.sh installs (Debian puts it in /usr/sbin).
-fn clickhouse_server() -> PathBuf {
-    let sbin = PathBuf::from("/usr/sbin/clickhouse-server");
-    if sbin.exists() {
-        return sbin;
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("clickhouse-server"))
-                .find(|exe| exe.exists())
-        })
-        .expect("clickhouse-server is missing: install it with `deploy/local/stack.sh install`")
-}
-
-/// The ports of one ClickHouse replica.
-struct Ports {
-    http: u16,
-    tcp: u16,
-    interserver: u16,
-}
-
-fn server_config(dir: &Path, replica: &str, own: &Ports, all: &[Ports], zookeeper: u16) -> String {
-    let dir = dir.display();
+/// What a replica adds to the common configuration: the cluster of one
+/// shard holding both replicas, ZooKeeper, its macros and the DDL queue.
+fn replica_config(replica: &str, all: &[Ports], zookeeper: u16) -> String {
     let replicas: String = all
         .iter()
         .map(|p| {
@@ -116,47 +74,14 @@ fn server_config(dir: &Path, replica: &str, own: &Ports, all: &[Ports], zookeepe
         })
         .collect();
     format!(
-        r#"<?xml version="1.0"?>
-<yandex>
-    <logger><level>information</level><log>{dir}/server.log</log><errorlog>{dir}/error.log</errorlog></logger>
-    <listen_host>127.0.0.1</listen_host>
-    <http_port>{http}</http_port>
-    <tcp_port>{tcp}</tcp_port>
-    <interserver_http_host>127.0.0.1</interserver_http_host>
-    <interserver_http_port>{interserver}</interserver_http_port>
-    <path>{dir}/data/</path>
-    <tmp_path>{dir}/tmp/</tmp_path>
-    <user_files_path>{dir}/user_files/</user_files_path>
-    <format_schema_path>{dir}/format_schemas/</format_schema_path>
-    <users_config>users.xml</users_config>
-    <default_profile>default</default_profile>
-    <default_database>default</default_database>
-    <timezone>UTC</timezone>
-    <mlock_executable>false</mlock_executable>
-    <uncompressed_cache_size>67108864</uncompressed_cache_size>
-    <mark_cache_size>67108864</mark_cache_size>
-    <remote_servers>
+        r#"    <remote_servers>
         <{CLUSTER}><shard><internal_replication>true</internal_replication>{replicas}</shard></{CLUSTER}>
     </remote_servers>
     <zookeeper><node><host>127.0.0.1</host><port>{zookeeper}</port></node></zookeeper>
     <macros><shard>01</shard><replica>{replica}</replica></macros>
-    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
-</yandex>
-"#,
-        http = own.http,
-        tcp = own.tcp,
-        interserver = own.interserver,
+    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"#
     )
 }
-
-const USERS: &str = r#"<?xml version="1.0"?>
-<yandex>
-    <profiles><default></default></profiles>
-    <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-        <profile>default</profile><quota>default</quota></default></users>
-    <quotas><default></default></quotas>
-</yandex>
-"#;
 
 /// ZooKeeper and two replicas; killed (and their folder removed) when dropped.
 struct Cluster {
@@ -170,7 +95,6 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Cluster {
         let jar = zookeeper_jar();
-        let server = clickhouse_server();
         let dir = TempDir::new("replicated-clickhouse");
         let zk_port = free_port();
         let zk_data = dir.0.join("zookeeper");
@@ -193,31 +117,17 @@ impl Cluster {
         // ClickHouse 18.16 crashes if ZooKeeper does not answer at its start.
         wait_until_serving(zk_port, &mut zookeeper).await;
 
-        let ports: Vec<Ports> = (0..2)
-            .map(|_| Ports {
-                http: free_port(),
-                tcp: free_port(),
-                interserver: free_port(),
-            })
-            .collect();
+        let ports: Vec<Ports> = (0..2).map(|_| Ports::free()).collect();
         let mut servers = Vec::new();
         for (i, own) in ports.iter().enumerate() {
             let replica = format!("r{}", i + 1);
             let home = dir.0.join(&replica);
-            std::fs::create_dir_all(&home).unwrap();
-            let config = home.join("config.xml");
-            std::fs::write(
-                &config,
-                server_config(&home, &replica, own, &ports, zk_port),
-            )
-            .unwrap();
-            std::fs::write(home.join("users.xml"), USERS).unwrap();
-            let arg = format!("--config-file={}", config.display());
-            servers.push(Process::start(
+            servers.push(start_server(
                 &format!("replicated-clickhouse-{replica}"),
-                &server,
-                &[&arg],
-                &[],
+                &home,
+                &home.join("data"),
+                own,
+                &replica_config(&replica, &ports, zk_port),
             ));
         }
         let urls = [0, 1].map(|i| format!("http://127.0.0.1:{}", ports[i].http));
@@ -254,22 +164,6 @@ async fn wait_until_serving(port: u16, zookeeper: &mut Process) {
             "ZooKeeper on port {port} does not serve: {answer}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until the server answers a query (it opens its port before it is ready).
-async fn wait_until_answers(url: &str, server: &mut Process) {
-    let client = clickhouse::Client::default()
-        .with_url(url)
-        .with_validation(false);
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        server.assert_running();
-        match client.query("SELECT 1").fetch_one::<u8>().await {
-            Ok(_) => return,
-            Err(err) if Instant::now() > deadline => panic!("{url} does not answer: {err}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
     }
 }
 
