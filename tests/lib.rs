@@ -282,6 +282,15 @@ pub mod process;
 pub mod own_clickhouse;
 
 /// Publishes `events` on the run's call-events topic, as an adapter would.
+/// Rows of `table` (any revision), or `None` if ClickHouse does not answer.
+pub async fn stored_rows(config: &Config, table: &str) -> Option<u64> {
+    callpulse_sink::clickhouse_client(config)
+        .query(&format!("SELECT count() FROM {table}"))
+        .fetch_one::<u64>()
+        .await
+        .ok()
+}
+
 pub async fn publish_events(config: &Config, events: &[CallEvent]) {
     let producer = callpulse_runtime::kafka::producer(&config.kafka).unwrap();
     callpulse_simulator::publish(&producer, &config.topics.call_events, events)

@@ -15,8 +15,8 @@ use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::Outage;
 use callpulse_e2e::process::{rss_kib, Process};
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
-    wait_for_rows,
+    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, stored_rows,
+    test_env, wait_for_rows,
 };
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
@@ -36,15 +36,6 @@ fn an_hour_of_calls() -> Vec<CallEvent> {
         speed: None,
     };
     simulated_calls(&plan, 2_000)
-}
-
-/// Rows of `window_metrics` (any revision), or `None` if ClickHouse does not answer.
-async fn stored_rows(config: &Config) -> Option<u64> {
-    callpulse_sink::clickhouse_client(config)
-        .query("SELECT count() FROM window_metrics")
-        .fetch_one::<u64>()
-        .await
-        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +83,7 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
     publish_events(&config, chunks[0]).await;
     publish_events(&config, chunks[1]).await;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while stored_rows(&config).await.unwrap_or(0) == 0 {
+    while stored_rows(&config, "window_metrics").await.unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the sink stored nothing");
         sink.assert_running();
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -22,8 +22,8 @@ use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::own_clickhouse::{start_server, wait_until_answers, Ports, TempDir};
 use callpulse_e2e::process::Process;
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, test_env,
-    wait_for_rows,
+    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, stored_rows,
+    test_env, wait_for_rows,
 };
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
@@ -144,15 +144,6 @@ fn an_hour_of_calls() -> Vec<CallEvent> {
         speed: None,
     };
     simulated_calls(&plan, 2_000)
-}
-
-/// Rows of a table (any revision), or `None` if ClickHouse does not answer.
-async fn stored_rows(config: &Config, table: &str) -> Option<u64> {
-    callpulse_sink::clickhouse_client(config)
-        .query(&format!("SELECT count() FROM {table}"))
-        .fetch_one::<u64>()
-        .await
-        .ok()
 }
 
 /// The sink group's committed offsets, by topic and partition (-1: none).

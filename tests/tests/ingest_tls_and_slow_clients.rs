@@ -79,6 +79,21 @@ async fn closed_within(address: &str, partial: &[u8], within: Duration) -> bool 
         .is_ok()
 }
 
+/// The call-events topic holds one event, and it is `event_id`.
+fn assert_only_published(config: &Config, event_id: &str) {
+    let published = read_topic(
+        config,
+        &config.topics.call_events,
+        1,
+        Duration::from_secs(20),
+    );
+    assert_eq!(published.len(), 1);
+    assert_eq!(
+        decode_call_event(&published[0].1).unwrap().event_id,
+        event_id
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_posted_over_https_arrive_and_slow_clients_are_cut_off() {
     let dir = std::env::temp_dir().join(format!("callpulse-tls-{}", std::process::id()));
@@ -108,17 +123,7 @@ async fn events_posted_over_https_arrive_and_slow_clients_are_cut_off() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    let published = read_topic(
-        &config,
-        &config.topics.call_events,
-        1,
-        Duration::from_secs(20),
-    );
-    assert_eq!(published.len(), 1);
-    assert_eq!(
-        decode_call_event(&published[0].1).unwrap().event_id,
-        "tls-1"
-    );
+    assert_only_published(&config, "tls-1");
 
     // Plain HTTP on the TLS port: no answer, the connection is dropped.
     let plain = reqwest::Client::new()
@@ -246,17 +251,7 @@ async fn a_body_that_trickles_in_is_refused_with_408_and_dead_lettered() {
         "answered after {waited:?}"
     );
 
-    let published = read_topic(
-        &config,
-        &config.topics.call_events,
-        1,
-        Duration::from_secs(20),
-    );
-    assert_eq!(published.len(), 1);
-    assert_eq!(
-        decode_call_event(&published[0].1).unwrap().event_id,
-        "slow-but-in-time"
-    );
+    assert_only_published(&config, "slow-but-in-time");
     let dead = read_topic(
         &config,
         &config.topics.dead_letters,
