@@ -6,18 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// `target/debug/callpulse`, next to the test binaries' `deps` folder.
-pub fn callpulse_binary() -> PathBuf {
-    // target/debug/deps/fault_broker-… → target/debug/callpulse
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("callpulse");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (deploy/local/test.sh runs `cargo build -p callpulse-cli`)",
-        path.display()
-    );
-    path
-}
+pub use callpulse_testkit::{callpulse_binary, free_port};
 
 /// The tansu broker that deploy/local/stack.sh installs (it prints the
 /// path with `stack.sh tansu-bin`; deploy/local/test.sh exports it as
@@ -36,16 +25,6 @@ pub fn tansu_binary() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A port of 127.0.0.1 that was free a moment ago (for a server started
-/// as a process, which must be told its port).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Resident memory of a process in KiB (`VmRSS` of /proc/PID/status).

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use callpulse_e2e::process::free_port;
 use callpulse_e2e::{read_topic, test_config};
 use callpulse_runtime::avro::decode_call_event;
 use callpulse_runtime::Config;
@@ -42,11 +43,7 @@ async fn start(
 
 /// Starts the adapters with `config` as it is.
 async fn start_with(config: Config) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut config = config;
     config.adapters.listen = format!("127.0.0.1:{port}");
     config.adapters.pseudonym_key = PSEUDONYM_KEY.into();

@@ -199,11 +199,7 @@ async fn a_refusal_is_not_retried_and_an_unreachable_host_is() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(seen.lock().unwrap().len(), 1);
     // Nothing listens on this port (bound, then closed).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = callpulse_testkit::free_port();
     let gone = format!("http://127.0.0.1:{port}/hook");
     let (last, attempts) = send(&contacts("slack", &gone), "", &entries(&["A81001"]), FAST).await;
     assert_eq!((last.verdict, last.http_status), (Verdict::Retry, 0));

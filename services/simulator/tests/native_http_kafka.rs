@@ -7,7 +7,6 @@
 //! adapters' parsers make of those records, and no phone number.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,24 +17,13 @@ use callpulse_simulator::vendors::{caller_number, mapping_toml, NativeStream, Pr
 use callpulse_simulator::{
     parse_start, run_scenario_as, synthetic_practices, Faults, Format, Scenario, Target, VendorMix,
 };
+use callpulse_testkit::{callpulse_binary, free_port};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 
 const KEY: &str = "simulator-native-e2e-key-at-least-32-bytes";
 const TWILIO_TOKEN: &str = "simulator-e2e-twilio-auth-token";
 const INGEST_TOKEN: &str = "simulator-e2e-ingest-token";
-
-fn callpulse_binary() -> PathBuf {
-    // target/debug/deps/native_http_kafka-… → target/debug/callpulse
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("callpulse");
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (deploy/local/test.sh runs `cargo build -p callpulse-cli`)",
-        path.display()
-    );
-    path
-}
 
 /// Stops the adapters process this test started, by its own handle.
 struct Adapters(Child);
@@ -45,14 +33,6 @@ impl Drop for Adapters {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn read_topic(brokers: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<Vec<u8>> {
