@@ -54,6 +54,12 @@ pub use checkpoint::Checkpoint;
 /// the producers wait out an outage (`kafka::producer`'s message timeout).
 const CHECKPOINT_READ_PATIENCE: Duration = Duration::from_secs(300);
 
+/// Records allowed in flight before consuming waits for their
+/// acknowledgements: well under the producer's queue (librdkafka's
+/// `queue.buffering.max.messages`, 100,000), which a burst of late events
+/// or dead letters could otherwise fill.
+const MAX_IN_FLIGHT: usize = 20_000;
+
 /// State of one assigned partition.
 struct PartitionState {
     engine: Engine,
@@ -137,6 +143,12 @@ struct Processor {
     /// dates a partition's last event for the idle rule, whose timeout is
     /// tens of seconds.
     clock: Instant,
+    /// Records published and not yet known to be acknowledged. Consuming
+    /// goes on while the broker acknowledges them; they are awaited at the
+    /// next emission (so at most about one emission's records are in
+    /// flight) and before every checkpoint (so a restart point never
+    /// covers an unacknowledged output).
+    in_flight: Vec<DeliveryFuture>,
 }
 
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -182,6 +194,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         metrics,
         consumed: BTreeMap::new(),
         clock: Instant::now(),
+        in_flight: Vec::new(),
         config,
     };
     processor.run(shutdown).await
@@ -210,6 +223,7 @@ impl Processor {
                 _ = checkpoint.tick() => {
                     self.drop_revoked();
                     self.emit().await?;
+                    self.acknowledged().await?;
                     self.checkpoint(CommitMode::Async).await?;
                 }
                 _ = report.tick() => self.report(),
@@ -231,6 +245,7 @@ impl Processor {
         // partitions move on at once.
         self.drop_revoked();
         self.emit().await?;
+        self.acknowledged().await?;
         self.checkpoint(CommitMode::Sync).await?;
         use rdkafka::producer::Producer;
         self.producer.flush(Duration::from_secs(10))?;
@@ -308,9 +323,9 @@ impl Processor {
                     "Undecodable events dead-lettered.",
                 );
                 let topic = self.config.topics.dead_letters.clone();
-                let delivery = send(&self.producer, &topic, "", body.as_bytes())?;
-                await_all(vec![delivery]).await?;
-                return Ok(());
+                self.in_flight
+                    .push(send(&self.producer, &topic, "", body.as_bytes())?);
+                return self.acknowledged_if_many().await;
             }
         };
         // Any event, late or repeated, shows the practice's feed works.
@@ -335,8 +350,13 @@ impl Processor {
                 );
                 let body = serde_json::to_string(&*late)?;
                 let topic = self.config.topics.late_events.clone();
-                let delivery = send(&self.producer, &topic, &event.practice, body.as_bytes())?;
-                await_all(vec![delivery]).await?;
+                self.in_flight.push(send(
+                    &self.producer,
+                    &topic,
+                    &event.practice,
+                    body.as_bytes(),
+                )?);
+                return self.acknowledged_if_many().await;
             }
         }
         Ok(())
@@ -430,8 +450,10 @@ impl Processor {
         }
     }
 
-    /// Publishes what changed in every partition and waits for the acknowledgements.
+    /// Publishes what changed in every partition, once the records of the
+    /// previous emission were acknowledged.
     async fn emit(&mut self) -> Result<()> {
+        self.acknowledged().await?;
         for (partition, events) in std::mem::take(&mut self.consumed) {
             let p = partition.to_string();
             self.metrics.add(
@@ -441,7 +463,7 @@ impl Processor {
                 events,
             );
         }
-        let mut deliveries = Vec::new();
+        let deliveries = &mut self.in_flight;
         let mut windows_out = 0u64;
         let mut calls_out = 0u64;
         let mut alerts_out = 0u64;
@@ -492,7 +514,6 @@ impl Processor {
                 alerts_out += 1;
             }
         }
-        await_all(deliveries).await?;
         let help = "Records published, by topic.";
         self.metrics.add(
             "callpulse_processor_records_out_total",
@@ -515,9 +536,27 @@ impl Processor {
         Ok(())
     }
 
+    /// Waits until every record published so far is acknowledged: an
+    /// error here (the broker refused or timed out a record) stops the
+    /// processor before a checkpoint could skip the lost output.
+    async fn acknowledged(&mut self) -> Result<()> {
+        await_all(std::mem::take(&mut self.in_flight)).await
+    }
+
+    async fn acknowledged_if_many(&mut self) -> Result<()> {
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.acknowledged().await?;
+        }
+        Ok(())
+    }
+
     /// Writes each partition's restart point (on change) and commits it.
     /// Everything consumed so far has been emitted and acknowledged.
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<()> {
+        debug_assert!(
+            self.in_flight.is_empty(),
+            "a checkpoint before the outputs are acknowledged"
+        );
         let mut changed = Vec::new();
         for (&partition, state) in &self.partitions {
             let point = state.engine.restart_point().unwrap_or(RestartPoint {
