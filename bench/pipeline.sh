@@ -5,20 +5,26 @@
 # the same stack. Measurements are printed as JSON lines; logs stay in
 # $BENCH_WORK (a fresh temporary directory by default).
 #
-#   bench/pipeline.sh live  [--speed 10x] [--start 2026-11-23T08:00] [--duration 20m] [--practices N]
+#   bench/pipeline.sh live  [--speed 10x] [--start 2026-11-23T08:00] [--duration 20m] [--practices N] [--no-sink]
 #   bench/pipeline.sh load  [--start ...] [--duration ...] [--practices N] [--no-sink]
 #   bench/pipeline.sh peer  [--start ...] [--duration ...] [--practices N]
 #   bench/pipeline.sh week  [--duration 7d]
+#   bench/pipeline.sh late  [--practices 300]
 #
 # live: processor and sink running, the simulator publishing at --speed;
 #       publication -> first emission of the event's 1-minute window, and
 #       -> that window visible in ClickHouse (50 sampled practices), p50/p99.
+#       With --no-sink, the processor alone (issue #4's measure: topic to
+#       metrics topic), without the sink and the ClickHouse watcher.
 # load: events pre-loaded at full speed, then processor (and sink) started:
 #       events per second to the metrics topic (and into ClickHouse).
 # peer: events pre-loaded; callpulse's processor, then Quix Streams
 #       (bench/quix_counts.py), each over the whole topic; throughput of
 #       each and a comparison of their 15-minute counts.
 # week: a simulated national week to a file, then `callpulse replay`.
+# late: a burst of late events: the processor is past Monday noon when
+#       Monday 8 to 9 am arrives (another seed, so every event is new and
+#       late); the time until all of them are on the late-events topic.
 #
 # Needs: cargo build --release -p callpulse-cli
 #        cargo build --release -p callpulse-e2e --example pipeline_bench
@@ -101,11 +107,13 @@ start_sink() {
 stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 
 # The simulator's events, published by `pipeline_bench publish` (paced by
-# event time; see bench/README.md for why not `simulate --to kafka`).
+# event time; see bench/README.md for why not `simulate --to kafka`). They
+# are simulated to a file first, so that the simulator does not take CPU
+# from the services while they are measured.
 publish() {
-    # The simulator is cut short (SIGPIPE) when publish stops at --until-s.
-    { "$BIN" simulate "${sim_args[@]}" --to file --out - 2>"$WORK/simulate.log" || true; } |
-        "$TOOL" publish --speed "$1" "${@:2}" | tee "$WORK/publish.json"
+    "$BIN" simulate "${sim_args[@]}" --to file --out "$WORK/events.jsonl" 2>"$WORK/simulate.log"
+    "$TOOL" publish --speed "$1" "${@:2}" <"$WORK/events.jsonl" | tee "$WORK/publish.json"
+    rm -f "$WORK/events.jsonl"
     events=$(sed -n 's/.*"published_events":\([0-9]*\).*/\1/p' "$WORK/publish.json")
 }
 preload() {
@@ -141,30 +149,41 @@ live)
     sim_args=(--start "$(TZ=Europe/London date -d "${start/T/ } 10 minutes ago" +%FT%H:%M)" --duration $((10 + $(dur_s "$duration") / 60))m)
     [ -n "$practices" ] && sim_args+=(--practices "$practices")
     start_processor
-    start_sink
-    sleep 5 # group joins, schema applied
-    rm -f "$WORK/ch.stop"
-    "$TOOL" watch-ch --clickhouse "$CALLPULSE__CLICKHOUSE__URL" --database "$run" \
-        --practices "$(sample_practices)" --out "$WORK/ch-seen.tsv" --stop "$WORK/ch.stop" &
-    watch_pid=$!
-    pids+=("$watch_pid")
+    latency_args=()
+    if [ "$sink" = 1 ]; then
+        start_sink
+        sleep 5 # group joins, schema applied
+        rm -f "$WORK/ch.stop"
+        "$TOOL" watch-ch --clickhouse "$CALLPULSE__CLICKHOUSE__URL" --database "$run" \
+            --practices "$(sample_practices)" --out "$WORK/ch-seen.tsv" --stop "$WORK/ch.stop" &
+        watch_pid=$!
+        pids+=("$watch_pid")
+        latency_args=(--ch-seen "$WORK/ch-seen.tsv")
+    else
+        sleep 5 # group joins
+    fi
     t0=$(now_ms)
     # The simulation starts 10 minutes early, unpublished, so queues and
     # redials are already built up at --start; only the events of the range
     # are published (the calls' tails, callbacks up to 3 hours later, would
     # take hours at 1x).
     publish "$speed" --skip-s 600 --until-s $((600 + $(dur_s "$duration")))
-    "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11 \
-        --metrics-topic "metrics-$run" --sink-group "sink-$run"
-    sleep 2
-    touch "$WORK/ch.stop"
-    wait "$watch_pid"
+    if [ "$sink" = 1 ]; then
+        "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11 \
+            --metrics-topic "metrics-$run" --sink-group "sink-$run"
+        sleep 2
+        touch "$WORK/ch.stop"
+        wait "$watch_pid"
+    else
+        "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11
+        sleep 2 # the last drain
+    fi
     resources
     stop "$proc_pid"
-    stop "$sink_pid"
+    [ "$sink" = 1 ] && stop "$sink_pid"
     pids=()
     "$TOOL" latency --events-topic "events-$run" --metrics-topic "metrics-$run" \
-        --events "$events" --ch-seen "$WORK/ch-seen.tsv"
+        --events "$events" "${latency_args[@]}"
     ;;
 load | peer)
     # A pre-loaded topic is a backlog: the local broker serves its partitions
@@ -211,8 +230,23 @@ week)
     python3 -c 'import re,sys; t=open(sys.argv[1]).read(); print(re.sub(r"(\d+(?:\.\d+)?)([+/])(\d+(?:\.\d+)?)", lambda m: str(round(eval(m.group(0)), 2)), t).strip())' "$WORK/replay.time"
     rm -f "$WORK/week.jsonl"
     ;;
+late)
+    [ -n "$practices" ] || practices=300
+    start_processor
+    "$BIN" simulate --practices "$practices" --start 2026-11-23T12:00 --duration 10m --speed max \
+        --to kafka 2>"$WORK/simulate-noon.log"
+    "$TOOL" wait --processor "$metrics_url" --events "$(sent "$WORK/simulate-noon.log")" --since-ms "$(now_ms)"
+    t0=$(now_ms)
+    "$BIN" simulate --practices "$practices" --start 2026-11-23T08:00 --duration 1h --speed max --seed 7 \
+        --to kafka 2>"$WORK/simulate-morning.log"
+    published_ms=$(($(now_ms) - t0))
+    late_events=$(sent "$WORK/simulate-morning.log")
+    echo "{\"late_events\": $late_events, \"published_s\": $(echo "$published_ms / 1000" | bc -l | cut -c1-6)}"
+    "$TOOL" wait-records --topic "late-$run" --records "$late_events" --since-ms "$t0"
+    resources
+    ;;
 *)
-    sed -n '2,25p' "$0"
+    sed -n '2,30p' "$0"
     exit 2
     ;;
 esac

@@ -8,6 +8,7 @@
 //! pipeline_bench latency  --events-topic T --metrics-topic T --events N [--ch-seen FILE]
 //! pipeline_bench compare  --metrics-topic T --quix FILE
 //! pipeline_bench drop-topics --topics A,B,..
+//! pipeline_bench wait-records --topic T --records N --since-ms MS
 //! callpulse simulate --to file --out - ... | pipeline_bench publish [--speed 10|max] [--skip-s S] [--until-s S]
 //! ```
 //!
@@ -40,6 +41,7 @@ fn main() -> Result<()> {
         "compare" => compare(&flags),
         "drop-topics" => runtime.block_on(drop_topics(&flags)),
         "publish" => runtime.block_on(publish(&flags)),
+        "wait-records" => wait_records(&flags),
         other => bail!("unknown command {other}"),
     }
 }
@@ -226,6 +228,40 @@ async fn wait(flags: &Flags) -> Result<()> {
     out["open_calls_end"] = json!(scrape(&page, "callpulse_processor_open_calls", None));
     println!("{out}");
     Ok(())
+}
+
+/// Waits until `--topic` holds `--records` records (its partitions' end
+/// offsets summed) and prints the seconds since `--since-ms`.
+fn wait_records(flags: &Flags) -> Result<()> {
+    let topic = flags.get("topic")?;
+    let records = flags.num("records")? as i64;
+    let since: i64 = flags.get("since-ms")?.parse()?;
+    let timeout = Duration::from_secs(flags.opt("timeout-s").unwrap_or("900").parse()?);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()?;
+    let partitions = partitions_of(&consumer, topic)?;
+    let started = Instant::now();
+    loop {
+        let mut held = 0;
+        for partition in 0..partitions {
+            held += consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(5))?
+                .1;
+        }
+        if held >= records {
+            let after_s = (now_ms() - since) as f64 / 1000.0;
+            println!(
+                "{}",
+                json!({"topic": topic, "records": held, "after_s": after_s})
+            );
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            bail!("timed out: {topic} holds {held} of {records} records");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Polls ClickHouse for the 1-minute windows of a sample of practices and
