@@ -234,7 +234,16 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     // The disk fills up; the rest of the events arrive.
     let filled_at = Instant::now();
     let filler_bytes = fill(&clickhouse.filler());
-    let failures_before = sink.log().matches("ClickHouse insert failed").count();
+    const INSERT_FAILED: &str = "ClickHouse insert failed";
+    let failures_before = sink.log().matches(INSERT_FAILED).count();
+    // The sink's log lines of failed inserts since the disk filled up.
+    let failures_since_full = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|line| line.contains(INSERT_FAILED))
+            .skip(failures_before)
+            .map(str::to_owned)
+            .collect()
+    };
     for chunk in &chunks[2..] {
         publish_events(&config, chunk).await;
     }
@@ -243,12 +252,7 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         sink.assert_running();
-        let log = sink.log();
-        let failures: Vec<&str> = log
-            .lines()
-            .filter(|line| line.contains("ClickHouse insert failed"))
-            .skip(failures_before)
-            .collect();
+        let failures = failures_since_full(&sink.log());
         if failures.iter().any(|line| is_disk_full(line)) {
             break;
         }
@@ -270,17 +274,8 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     }
     let committed_full = committed(&config);
     let windows_full = stored_rows(&config, "window_metrics").await;
-    let log = sink.log();
-    let failures: Vec<&str> = log
-        .lines()
-        .filter(|line| line.contains("ClickHouse insert failed"))
-        .skip(failures_before)
-        .collect();
-    let delays = logged_numbers::<u64>(
-        &failures.join("\n"),
-        "ClickHouse insert failed",
-        "retry_in_ms",
-    );
+    let failures = failures_since_full(&sink.log());
+    let delays = logged_numbers::<u64>(&failures.join("\n"), INSERT_FAILED, "retry_in_ms");
 
     // Room again.
     std::fs::remove_file(clickhouse.filler()).unwrap();
