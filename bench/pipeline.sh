@@ -110,8 +110,11 @@ stop() { kill -TERM "$1"; wait "$1" 2>/dev/null || true; }
 # event time; see bench/README.md for why not `simulate --to kafka`). They
 # are simulated to a file first, so that the simulator does not take CPU
 # from the services while they are measured.
-publish() {
+simulate_events() {
     "$BIN" simulate "${sim_args[@]}" --to file --out "$WORK/events.jsonl" 2>"$WORK/simulate.log"
+}
+publish() {
+    [ -f "$WORK/events.jsonl" ] || simulate_events
     "$TOOL" publish --speed "$1" "${@:2}" <"$WORK/events.jsonl" | tee "$WORK/publish.json"
     rm -f "$WORK/events.jsonl"
     events=$(sed -n 's/.*"published_events":\([0-9]*\).*/\1/p' "$WORK/publish.json")
@@ -148,6 +151,7 @@ case $mode in
 live)
     sim_args=(--start "$(TZ=Europe/London date -d "${start/T/ } 10 minutes ago" +%FT%H:%M)" --duration $((10 + $(dur_s "$duration") / 60))m)
     [ -n "$practices" ] && sim_args+=(--practices "$practices")
+    simulate_events # before the clock starts
     start_processor
     latency_args=()
     if [ "$sink" = 1 ]; then

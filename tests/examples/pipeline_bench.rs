@@ -148,6 +148,7 @@ async fn wait(flags: &Flags) -> Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut first_event_ms = None;
+    let mut polled_before_first_event = false;
     let mut page;
     let mut peak_windows = 0f64;
     let mut peak_calls = 0f64;
@@ -159,7 +160,12 @@ async fn wait(flags: &Flags) -> Result<()> {
         let consumed = scrape(&page, "callpulse_processor_events_in_total", None);
         peak_windows = peak_windows.max(scrape(&page, "callpulse_processor_open_windows", None));
         peak_calls = peak_calls.max(scrape(&page, "callpulse_processor_open_calls", None));
-        if consumed > 0.0 && first_event_ms.is_none() {
+        // The first event's time is known only if a poll saw none before
+        // it; when the processor was consuming before the tool started
+        // (`live` waits after publishing) it stays unknown (null).
+        if consumed == 0.0 {
+            polled_before_first_event = true;
+        } else if polled_before_first_event && first_event_ms.is_none() {
             first_event_ms = Some(now_ms());
         }
         if consumed >= events {
