@@ -35,6 +35,24 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     --no-install-recommends chromium chromium-driver fonts-liberation
 fi
 
+# Dependency policy (deny.toml): licences, banned crates and sources, with
+# cargo-deny installed once outside the checkout. Security advisories need
+# the RustSec database, a Git repository on GitHub: checked whenever it can
+# be fetched, otherwise reported as not checked (docs/reliability.md).
+DENY_VERSION=0.20.2
+DENY_ROOT=${CALLPULSE_CACHE:-$HOME/.cache/callpulse}/cargo-deny-$DENY_VERSION
+if [ ! -x "$DENY_ROOT/bin/cargo-deny" ]; then
+  echo "test.sh: installing cargo-deny $DENY_VERSION into $DENY_ROOT"
+  cargo install --locked --quiet cargo-deny --version "$DENY_VERSION" --root "$DENY_ROOT"
+fi
+"$DENY_ROOT/bin/cargo-deny" --log-level error --locked check licenses bans sources
+if "$DENY_ROOT/bin/cargo-deny" --log-level error fetch db >/dev/null 2>&1; then
+  "$DENY_ROOT/bin/cargo-deny" --log-level error --locked --offline check advisories
+else
+  echo "test.sh: security advisories NOT checked: the RustSec advisory database" \
+    "(github.com/RustSec/advisory-db) cannot be fetched from this machine"
+fi
+
 # The fault tests start a broker of their own from the same binary.
 CALLPULSE_TANSU_BIN=$("$SCRIPT_DIR/stack.sh" tansu-bin)
 export CALLPULSE_TANSU_BIN
