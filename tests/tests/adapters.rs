@@ -85,17 +85,11 @@ fn events_on(config: &Config, expected: usize) -> Vec<(String, CallEvent)> {
         .collect()
 }
 
-fn dead_letters_on(config: &Config, expected: usize) -> Vec<Value> {
-    read_topic(config, &config.topics.dead_letters, expected, WAIT)
-        .into_iter()
-        .map(|(_, payload)| serde_json::from_slice(&payload).unwrap())
-        .collect()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_lettered() {
-    let mut config = unbounded(test_config("adapters_http"));
-    config.adapters.max_body_bytes = 4096;
+/// The topics and an adapters server for the generic route, with the
+/// token "s3cret-token" and a body limit of `max_body_bytes`.
+async fn generic_ingest(name: &str, max_body_bytes: usize) -> (Config, Server) {
+    let mut config = unbounded(test_config(name));
+    config.adapters.max_body_bytes = max_body_bytes;
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
@@ -106,14 +100,34 @@ async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_l
         TwilioAuth::Disabled,
     )
     .await;
+    (config, server)
+}
+
+/// A POST of `body` to the generic route, with its token.
+fn generic_post(
+    client: &reqwest::Client,
+    server: &Server,
+    body: String,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth("s3cret-token")
+        .header("content-type", "application/json")
+        .body(body)
+}
+
+fn dead_letters_on(config: &Config, expected: usize) -> Vec<Value> {
+    read_topic(config, &config.topics.dead_letters, expected, WAIT)
+        .into_iter()
+        .map(|(_, payload)| serde_json::from_slice(&payload).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_lettered() {
+    let (config, server) = generic_ingest("adapters_http", 4096).await;
     let client = reqwest::Client::new();
-    let post = |body: String| {
-        client
-            .post(format!("{}/v1/events", server.base))
-            .bearer_auth("s3cret-token")
-            .header("content-type", "application/json")
-            .body(body)
-    };
+    let post = |body: String| generic_post(&client, &server, body);
 
     // Two good events and one with a kind no one knows.
     let batch = json!([
@@ -193,6 +207,34 @@ async fn generic_events_reach_kafka_and_bad_input_is_answered_counted_and_dead_l
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_exactly_at_the_limit_is_taken_and_one_byte_over_is_refused() {
+    const LIMIT: usize = 4096;
+    let (config, server) = generic_ingest("adapters_body_limit", LIMIT).await;
+    let client = reqwest::Client::new();
+    // One event, padded with trailing blanks (valid JSON) to `bytes`.
+    let body_of = |id: &str, bytes: usize| {
+        let mut body = json!([event(id, "offered", None)]).to_string();
+        assert!(body.len() < bytes);
+        body.push_str(&" ".repeat(bytes - body.len()));
+        body
+    };
+    let post = |body: String| generic_post(&client, &server, body).send();
+
+    let at_limit = post(body_of("at-limit", LIMIT)).await.unwrap();
+    assert_eq!(at_limit.status(), 200);
+    let over = post(body_of("one-over", LIMIT + 1)).await.unwrap();
+    assert_eq!(over.status(), 413);
+    assert_eq!(over.json::<Value>().await.unwrap()["code"], "too_large");
+
+    let published = events_on(&config, 1);
+    let ids: Vec<&str> = published.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["at-limit"]);
+    let dead = dead_letters_on(&config, 1);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["code"], "too_large");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
