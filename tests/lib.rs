@@ -398,3 +398,97 @@ pub fn logged_numbers<T: std::str::FromStr>(log: &str, marker: &str, field: &str
         })
         .collect()
 }
+
+/// About 3,000–4,000 events of the simulator: 50 practices, the hour from
+/// `start` (UTC) of a Monday morning, for the fault tests.
+pub fn an_hour_of_calls(seed: u64, start: &str, calls_per_practice_minute: f64) -> Vec<CallEvent> {
+    let plan = callpulse_simulator::SimulationPlan {
+        practices: 50,
+        seed,
+        start: callpulse_core::Timestamp::parse_rfc3339(start).unwrap(),
+        duration_ms: 3_600_000,
+        calls_per_practice_minute,
+        speed: None,
+    };
+    simulated_calls(&plan, 2_000)
+}
+
+/// `env` with the services' ClickHouse URL replaced by `url` (a test's own
+/// server, or a proxy in front of the shared one).
+pub fn with_clickhouse_url(env: &[(String, String)], url: &str) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(key, value)| {
+            let value = if key == "CALLPULSE__CLICKHOUSE__URL" {
+                url.to_string()
+            } else {
+                value.clone()
+            };
+            (key.clone(), value)
+        })
+        .collect()
+}
+
+/// Starts the processor (with `env`) and the sink (with `sink_env`) as
+/// processes named after `name`, once both are running.
+pub async fn start_processor_and_sink(
+    name: &str,
+    env: &[(String, String)],
+    sink_env: &[(String, String)],
+) -> (process::Process, process::Process) {
+    let mut processor =
+        process::Process::callpulse(&format!("{name}-processor"), &["processor"], env);
+    let mut sink = process::Process::callpulse(&format!("{name}-sink"), &["sink"], sink_env);
+    processor
+        .wait_for_log("partitions assigned", Duration::from_secs(60))
+        .await;
+    sink.wait_for_log("sink running", Duration::from_secs(60))
+        .await;
+    (processor, sink)
+}
+
+/// Publishes `chunks` and waits until the sink has stored some windows.
+pub async fn publish_until_stored(
+    config: &Config,
+    chunks: &[&[CallEvent]],
+    sink: &mut process::Process,
+) {
+    for chunk in chunks {
+        publish_events(config, chunk).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_rows(config, "window_metrics").await.unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "the sink stored nothing");
+        sink.assert_running();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The offsets `group` committed on every partition of `topics`, as
+/// (topic, partition, offset); -1 where it committed none.
+pub fn committed_offsets(config: &Config, group: &str, topics: &[&str]) -> Vec<(String, i32, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..config.kafka.partitions {
+            list.add_partition(topic, partition);
+        }
+    }
+    let list = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    list.elements()
+        .iter()
+        .map(|e| {
+            let offset = match e.offset() {
+                rdkafka::Offset::Offset(o) => o,
+                _ => -1,
+            };
+            (e.topic().to_string(), e.partition(), offset)
+        })
+        .collect()
+}

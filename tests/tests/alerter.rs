@@ -16,10 +16,8 @@ use axum::routing::post;
 use axum::Router;
 use callpulse_alerter::signature;
 use callpulse_core::Timestamp;
-use callpulse_e2e::{diversion_alert, publish_alerts, read_topic, test_config};
+use callpulse_e2e::{committed_offsets, diversion_alert, publish_alerts, read_topic, test_config};
 use callpulse_runtime::{kafka, Config};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -111,26 +109,11 @@ fn row(
     }
 }
 
+/// The alerter group's committed offsets on `topic`, summed (none: 0).
 fn committed(config: &Config, topic: &str) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &config.alerter.group_id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for partition in 0..config.kafka.partitions {
-        list.add_partition(topic, partition);
-    }
-    let list = consumer
-        .committed_offsets(list, Duration::from_secs(5))
-        .unwrap();
-    list.elements()
+    committed_offsets(config, &config.alerter.group_id, &[topic])
         .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
+        .map(|(_, _, offset)| (*offset).max(0))
         .sum()
 }
 

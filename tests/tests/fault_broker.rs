@@ -22,9 +22,8 @@ use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::{wait_for_port, Outage};
 use callpulse_e2e::process::{free_port, tansu_binary, Process};
-use callpulse_e2e::{assert_same_rows, expected_rows, simulated_calls, test_env, wait_for_rows};
+use callpulse_e2e::{an_hour_of_calls, assert_same_rows, expected_rows, test_env, wait_for_rows};
 use callpulse_runtime::Config;
-use callpulse_simulator::SimulationPlan;
 
 /// How long the broker is away: 30 s, or CALLPULSE_FAULT_OUTAGE_S seconds
 /// (to try other lengths; 0 runs the same load without an outage, which
@@ -36,19 +35,6 @@ fn outage() -> Duration {
     Duration::from_secs(seconds)
 }
 const BATCH: usize = 100;
-
-/// About 4,000 events: 50 practices, an hour of a Monday morning.
-fn an_hour_of_calls() -> Vec<CallEvent> {
-    let plan = SimulationPlan {
-        practices: 50,
-        seed: 10,
-        start: Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap(),
-        duration_ms: 3_600_000,
-        calls_per_practice_minute: 0.4,
-        speed: None,
-    };
-    simulated_calls(&plan, 2_000)
-}
 
 /// What the adapters make of accepted `generic` records: the same parser
 /// and the same (demo) pseudonym key as `callpulse adapters --demo`.
@@ -203,7 +189,8 @@ async fn a_30_second_broker_outage_loses_nothing_and_clickhouse_equals_replay() 
     sink.wait_for_log("sink running", Duration::from_secs(60))
         .await;
 
-    let events = an_hour_of_calls();
+    // About 4,000 events.
+    let events = an_hour_of_calls(10, "2026-11-23T08:00:00Z", 0.4);
     let records: Vec<String> = events.iter().map(CallEvent::to_json).collect();
     let batches: Vec<Vec<String>> = records.chunks(BATCH).map(<[String]>::to_vec).collect();
     let total = batches.len();

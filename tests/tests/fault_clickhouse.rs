@@ -11,32 +11,18 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use callpulse_core::{CallEvent, Timestamp};
+use callpulse_core::CallEvent;
 use callpulse_e2e::outage::Outage;
-use callpulse_e2e::process::{rss_kib, Process};
+use callpulse_e2e::process::rss_kib;
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, stored_rows,
-    test_env, wait_for_rows,
+    an_hour_of_calls, assert_same_rows, expected_rows, logged_numbers, publish_events,
+    publish_until_stored, start_processor_and_sink, test_env, wait_for_rows, with_clickhouse_url,
 };
 use callpulse_runtime::{kafka, Config};
-use callpulse_simulator::SimulationPlan;
 
 const OUTAGE: Duration = Duration::from_secs(60);
 /// How much the sink's resident memory may grow during the outage.
 const RSS_GROWTH_LIMIT_KIB: u64 = 200 * 1024;
-
-/// About 3,000 events: 50 practices, an hour of a Monday morning.
-fn an_hour_of_calls() -> Vec<CallEvent> {
-    let plan = SimulationPlan {
-        practices: 50,
-        seed: 11,
-        start: Timestamp::parse_rfc3339("2026-11-23T08:00:00Z").unwrap(),
-        duration_ms: 3_600_000,
-        calls_per_practice_minute: 0.25,
-        speed: None,
-    };
-    simulated_calls(&plan, 2_000)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() {
@@ -52,42 +38,21 @@ async fn a_60_second_clickhouse_outage_loses_nothing_and_memory_stays_bounded() 
         .parse()
         .expect("CALLPULSE_TEST_CLICKHOUSE should be http://HOST:PORT with an IP address");
     let mut proxy = Outage::start(clickhouse).await;
-    let sink_env: Vec<(String, String)> = env
-        .iter()
-        .cloned()
-        .map(|(key, value)| {
-            if key == "CALLPULSE__CLICKHOUSE__URL" {
-                (key, format!("http://{}", proxy.addr()))
-            } else {
-                (key, value)
-            }
-        })
-        .collect();
+    let sink_env = with_clickhouse_url(&env, &format!("http://{}", proxy.addr()));
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
 
-    let mut processor = Process::callpulse("fault-clickhouse-processor", &["processor"], &env);
-    let mut sink = Process::callpulse("fault-clickhouse-sink", &["sink"], &sink_env);
-    processor
-        .wait_for_log("partitions assigned", Duration::from_secs(60))
-        .await;
-    sink.wait_for_log("sink running", Duration::from_secs(60))
-        .await;
+    let (mut processor, mut sink) =
+        start_processor_and_sink("fault-clickhouse", &env, &sink_env).await;
 
-    let events = an_hour_of_calls();
+    // About 3,000 events.
+    let events = an_hour_of_calls(11, "2026-11-23T08:00:00Z", 0.25);
     let expected = expected_rows(&events);
     let chunks: Vec<&[CallEvent]> = events.chunks(events.len().div_ceil(8)).collect();
 
     // The first quarter, and wait until the sink has stored some of it.
-    publish_events(&config, chunks[0]).await;
-    publish_events(&config, chunks[1]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stored_rows(&config, "window_metrics").await.unwrap_or(0) == 0 {
-        assert!(Instant::now() < deadline, "the sink stored nothing");
-        sink.assert_running();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    publish_until_stored(&config, &chunks[..2], &mut sink).await;
     let rss_before = rss_kib(sink.pid()).expect("reading the sink's VmRSS");
 
     // ClickHouse goes away for 60 s while the rest of the events arrive.

@@ -18,17 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callpulse_core::{CallEvent, Timestamp};
+use callpulse_core::CallEvent;
 use callpulse_e2e::own_clickhouse::{start_server, wait_until_answers, Ports, TempDir};
 use callpulse_e2e::process::Process;
 use callpulse_e2e::{
-    assert_same_rows, expected_rows, logged_numbers, publish_events, simulated_calls, stored_rows,
-    test_env, wait_for_rows,
+    an_hour_of_calls, assert_same_rows, committed_offsets, expected_rows, logged_numbers,
+    publish_events, publish_until_stored, start_processor_and_sink, stored_rows, test_env,
+    wait_for_rows, with_clickhouse_url,
 };
 use callpulse_runtime::{kafka, Config};
-use callpulse_simulator::SimulationPlan;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The size of ClickHouse's disk.
 const DISK_MIB: u64 = 128;
@@ -133,50 +131,14 @@ impl DiskClickHouse {
     }
 }
 
-/// About 3,000 events: 50 practices, an hour of a Monday morning.
-fn an_hour_of_calls() -> Vec<CallEvent> {
-    let plan = SimulationPlan {
-        practices: 50,
-        seed: 12,
-        start: Timestamp::parse_rfc3339("2026-11-23T09:00:00Z").unwrap(),
-        duration_ms: 3_600_000,
-        calls_per_practice_minute: 0.25,
-        speed: None,
-    };
-    simulated_calls(&plan, 2_000)
-}
-
-/// The sink group's committed offsets, by topic and partition (-1: none).
-fn committed(config: &Config) -> Vec<(String, i32, i64)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.kafka.brokers)
-        .set("group.id", &config.sink.group_id)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut list = TopicPartitionList::new();
-    for topic in [
-        &config.topics.metrics,
-        &config.topics.calls,
-        &config.topics.alerts,
-    ] {
-        for partition in 0..config.kafka.partitions {
-            list.add_partition(topic, partition);
-        }
-    }
-    let list = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .unwrap();
-    list.elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => -1,
-            };
-            (e.topic().to_string(), e.partition(), offset)
-        })
-        .collect()
+/// The sink group's committed offsets on its three topics.
+fn sink_committed(config: &Config) -> Vec<(String, i32, i64)> {
+    let topics = [
+        config.topics.metrics.as_str(),
+        config.topics.calls.as_str(),
+        config.topics.alerts.as_str(),
+    ];
+    committed_offsets(config, &config.sink.group_id, &topics)
 }
 
 fn is_disk_full(error: &str) -> bool {
@@ -193,43 +155,22 @@ fn is_disk_full(error: &str) -> bool {
 async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     let started = Instant::now();
     let clickhouse = DiskClickHouse::start().await;
-    let env: Vec<(String, String)> = test_env("fault_disk")
-        .into_iter()
-        .map(|(key, value)| {
-            if key == "CALLPULSE__CLICKHOUSE__URL" {
-                (key, clickhouse.url.clone())
-            } else {
-                (key, value)
-            }
-        })
-        .collect();
+    let env = with_clickhouse_url(&test_env("fault_disk"), &clickhouse.url);
     let config = Config::load_from(None, env.clone()).unwrap();
     callpulse_sink::migrate::apply(&config).await.unwrap();
     kafka::ensure_topics(&config.kafka, &config.topics.all())
         .await
         .unwrap();
 
-    let mut processor = Process::callpulse("fault-disk-processor", &["processor"], &env);
-    let mut sink = Process::callpulse("fault-disk-sink", &["sink"], &env);
-    processor
-        .wait_for_log("partitions assigned", Duration::from_secs(60))
-        .await;
-    sink.wait_for_log("sink running", Duration::from_secs(60))
-        .await;
+    let (mut processor, mut sink) = start_processor_and_sink("fault-disk", &env, &env).await;
 
-    let events = an_hour_of_calls();
+    // About 3,000 events.
+    let events = an_hour_of_calls(12, "2026-11-23T09:00:00Z", 0.25);
     let expected = expected_rows(&events);
     let chunks: Vec<&[CallEvent]> = events.chunks(events.len().div_ceil(8)).collect();
 
     // The first quarter, and wait until the sink has stored some of it.
-    publish_events(&config, chunks[0]).await;
-    publish_events(&config, chunks[1]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while stored_rows(&config, "window_metrics").await.unwrap_or(0) == 0 {
-        assert!(Instant::now() < deadline, "the sink stored nothing");
-        sink.assert_running();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    publish_until_stored(&config, &chunks[..2], &mut sink).await;
 
     // The disk fills up; the rest of the events arrive.
     let filled_at = Instant::now();
@@ -265,14 +206,14 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     }
     // From now on the sink retries one batch: nothing may be committed, and
     // nothing stored, until the disk has room again.
-    let committed_stuck = committed(&config);
+    let committed_stuck = sink_committed(&config);
     let windows_stuck = stored_rows(&config, "window_metrics").await;
     while filled_at.elapsed() < FULL_FOR {
         sink.assert_running();
         processor.assert_running();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let committed_full = committed(&config);
+    let committed_full = sink_committed(&config);
     let windows_full = stored_rows(&config, "window_metrics").await;
     let failures = failures_since_full(&sink.log());
     let delays = logged_numbers::<u64>(&failures.join("\n"), INSERT_FAILED, "retry_in_ms");
@@ -305,7 +246,7 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     );
     // And once stored, committed: the group's offsets move on.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while committed(&config) == committed_full {
+    while sink_committed(&config) == committed_full {
         assert!(
             Instant::now() < deadline,
             "the sink committed nothing after the rows were stored"
