@@ -223,7 +223,6 @@ impl Processor {
                 _ = checkpoint.tick() => {
                     self.drop_revoked();
                     self.emit().await?;
-                    self.acknowledged().await?;
                     self.checkpoint(CommitMode::Async).await?;
                 }
                 _ = report.tick() => self.report(),
@@ -245,7 +244,6 @@ impl Processor {
         // partitions move on at once.
         self.drop_revoked();
         self.emit().await?;
-        self.acknowledged().await?;
         self.checkpoint(CommitMode::Sync).await?;
         use rdkafka::producer::Producer;
         self.producer.flush(Duration::from_secs(10))?;
@@ -550,13 +548,11 @@ impl Processor {
         Ok(())
     }
 
-    /// Writes each partition's restart point (on change) and commits it.
-    /// Everything consumed so far has been emitted and acknowledged.
+    /// Writes each partition's restart point (on change) and commits it,
+    /// once everything published so far is acknowledged (the caller has
+    /// emitted everything consumed).
     async fn checkpoint(&mut self, mode: CommitMode) -> Result<()> {
-        debug_assert!(
-            self.in_flight.is_empty(),
-            "a checkpoint before the outputs are acknowledged"
-        );
+        self.acknowledged().await?;
         let mut changed = Vec::new();
         for (&partition, state) in &self.partitions {
             let point = state.engine.restart_point().unwrap_or(RestartPoint {
