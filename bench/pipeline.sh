@@ -153,7 +153,7 @@ live)
     [ -n "$practices" ] && sim_args+=(--practices "$practices")
     simulate_events # before the clock starts
     start_processor
-    latency_args=()
+    latency_args=() wait_args=()
     if [ "$sink" = 1 ]; then
         start_sink
         sleep 5 # group joins, schema applied
@@ -163,6 +163,7 @@ live)
         watch_pid=$!
         pids+=("$watch_pid")
         latency_args=(--ch-seen "$WORK/ch-seen.tsv")
+        wait_args=(--metrics-topic "metrics-$run" --sink-group "sink-$run")
     else
         sleep 5 # group joins
     fi
@@ -172,15 +173,12 @@ live)
     # are published (the calls' tails, callbacks up to 3 hours later, would
     # take hours at 1x).
     publish "$speed" --skip-s 600 --until-s $((600 + $(dur_s "$duration")))
+    "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11 \
+        "${wait_args[@]}"
+    sleep 2 # the last drain (and insert)
     if [ "$sink" = 1 ]; then
-        "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11 \
-            --metrics-topic "metrics-$run" --sink-group "sink-$run"
-        sleep 2
         touch "$WORK/ch.stop"
         wait "$watch_pid"
-    else
-        "$TOOL" wait --processor "$metrics_url" --events "$events" --since-ms "$t0" --state-wait-s 11
-        sleep 2 # the last drain
     fi
     resources
     stop "$proc_pid"
