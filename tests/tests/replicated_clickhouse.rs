@@ -33,7 +33,7 @@ use callpulse_e2e::own_clickhouse::{
 use callpulse_e2e::process::{callpulse_binary, free_port, Process};
 use callpulse_e2e::{
     assert_same_rows, expected_rows, replayed_rows, simulated_calls, test_env, values_only,
-    wait_for_rows, Pipeline,
+    wait_for_rows, with_clickhouse_url, Pipeline,
 };
 use callpulse_runtime::{kafka, Config};
 use callpulse_simulator::SimulationPlan;
@@ -169,12 +169,7 @@ async fn wait_until_serving(port: u16, zookeeper: &mut Process) {
 
 /// The test's environment with `url` and the cluster.
 fn cluster_env(env: &[(String, String)], url: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = env
-        .iter()
-        .filter(|(key, _)| key != "CALLPULSE__CLICKHOUSE__URL")
-        .cloned()
-        .collect();
-    env.push(("CALLPULSE__CLICKHOUSE__URL".into(), url.into()));
+    let mut env = with_clickhouse_url(env, url);
     env.push(("CALLPULSE__CLICKHOUSE__CLUSTER".into(), CLUSTER.into()));
     env
 }
