@@ -14,6 +14,11 @@
 //!
 //! [`derive`]: crate::call::derive
 //!
+//! Practice by practice is exact when each call's events name one practice
+//! and each event id is on one call. The practices where that fails (a call
+//! or an event id across practices, [`entangled_practices`]) are evaluated
+//! by the engine instead ([`finish_entangled`]).
+//!
 //! The results are the engine's, field for field, except `revision`: a
 //! window is emitted once, and its revision counts the events that landed
 //! in it. `tests/batch.rs` checks the two against each other on random
@@ -24,10 +29,13 @@ use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 use std::hash::Hasher;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::calendar::{CoreDayCache, CoreHours};
-use crate::call::{derive_unordered, outcome_slot, Contribution, HeldEvent, Placed, SummaryOf};
+use crate::call::{
+    derive_unordered, event_id_hash, outcome_slot, Contribution, HeldEvent, Placed, SummaryOf,
+};
+use crate::engine::{Engine, EngineConfig};
 use crate::event::{CallEvent, EventKind};
 use crate::practice::PracticeId;
 use crate::record::{histogram_bucket, CallSummary, Histogram, WindowMetrics};
@@ -46,7 +54,7 @@ pub struct BatchOutput {
     /// Final call summaries, sorted by practice, vendor and call id
     /// (empty unless asked for: they cost a string or three per call).
     pub calls: Vec<CallSummary>,
-    /// Copies of an event id already held for the same call.
+    /// Copies of an event id beyond the one that counts.
     pub duplicates: u64,
 }
 
@@ -86,6 +94,8 @@ struct HeldCopy {
     at: Timestamp,
     text_start: usize,
     id_len: u32,
+    /// [`event_id_hash`] of the event id: for finding it on other calls.
+    id_hash: u64,
     /// [`NO_CALLER`] when the caller is withheld.
     caller_len: u32,
     queue_position: Option<u32>,
@@ -101,6 +111,7 @@ struct CopyRef<'a> {
     at: Timestamp,
     kind: EventKind,
     caller: Option<&'a str>,
+    practice: PracticeId,
     queue_position: Option<u32>,
 }
 
@@ -116,6 +127,9 @@ impl HeldEvent for CopyRef<'_> {
     }
     fn caller(&self) -> Option<&str> {
         self.caller
+    }
+    fn practice(&self) -> PracticeId {
+        self.practice
     }
 }
 
@@ -260,6 +274,7 @@ impl Batch {
             at: event.at,
             text_start,
             id_len: event.event_id.len() as u32,
+            id_hash: event_id_hash(&event.event_id),
             caller_len,
             queue_position: event.queue_position,
         });
@@ -389,12 +404,56 @@ impl Batch {
             kind: copy.kind,
             caller: (copy.caller_len != NO_CALLER)
                 .then(|| &self.text[id_end..id_end + copy.caller_len as usize]),
+            practice: self.calls[copy.call as usize].practice,
             queue_position: copy.queue_position,
         }
     }
 
+    /// The held copies of the `practices` as events again, in the order
+    /// they were taken.
+    fn events_of<'a>(
+        &'a self,
+        practices: &'a FxHashSet<PracticeId>,
+    ) -> impl Iterator<Item = (PracticeId, CallEvent)> + 'a {
+        self.copies.iter().filter_map(|copy| {
+            let call = &self.calls[copy.call as usize];
+            if !practices.contains(&call.practice) {
+                return None;
+            }
+            let held = self.copy_ref(copy);
+            Some((
+                call.practice,
+                CallEvent {
+                    event_id: held.event_id.to_string(),
+                    call_id: (!call.practice_level).then(|| self.call_id(call).to_string()),
+                    vendor: self.vendors[usize::from(call.vendor)].to_string(),
+                    practice: call.practice.to_code(),
+                    kind: held.kind,
+                    at: held.at,
+                    caller: held.caller.map(str::to_string),
+                    queue_position: held.queue_position,
+                },
+            ))
+        })
+    }
+
     /// Evaluates every call and window. With `with_calls`, call summaries too.
     pub fn finish(self, with_calls: bool) -> BatchOutput {
+        let batches = [self];
+        let tangled = entangled_practices(&batches);
+        let mut parts = Vec::new();
+        if !tangled.is_empty() {
+            parts.push(finish_entangled(&batches, &tangled, with_calls));
+        }
+        let [batch] = batches;
+        parts.push(batch.finish_practices(with_calls, &tangled));
+        BatchOutput::merge(parts)
+    }
+
+    /// Evaluates practice by practice, except the practices in `skip`
+    /// (see [`entangled_practices`]: every call and event id of the others
+    /// is within one practice).
+    pub fn finish_practices(self, with_calls: bool, skip: &FxHashSet<PracticeId>) -> BatchOutput {
         let mut output = BatchOutput::default();
         // Copies grouped by call (a counting sort: calls are numbered).
         let mut call_starts = Vec::with_capacity(self.calls.len() + 1);
@@ -430,6 +489,9 @@ impl Batch {
         by_practice.sort_unstable();
         for calls_of_practice in by_practice.chunk_by(|a, b| a >> 32 == b >> 32) {
             let practice = self.calls[calls_of_practice[0] as u32 as usize].practice;
+            if skip.contains(&practice) {
+                continue;
+            }
             windows.clear();
             for &key in calls_of_practice {
                 let index = key as u32 as usize;
@@ -446,6 +508,7 @@ impl Batch {
                 let facts = derive_unordered(
                     &held,
                     call.practice_level,
+                    &[],
                     |at| core_days.is_core(&self.core_hours, at),
                     &mut placed,
                 );
@@ -479,6 +542,145 @@ fn call_key_hash(practice: PracticeId, vendor: u16, call_id: &str) -> u64 {
     hasher.write_u16(vendor);
     hasher.write(call_id.as_bytes());
     hasher.finish()
+}
+
+/// The practices that practice-by-practice evaluation
+/// ([`Batch::finish_practices`]) would get wrong: those of a call (vendor
+/// and call id) whose events name more than one practice, and those of an
+/// event id on more than one call (§1 identifies calls by vendor and call
+/// id, and makes any repeat of an event id a duplicate). The set is closed:
+/// no call or event id joins a practice in it to one outside. Found by
+/// hashes, in one pass over the calls and one over the events: a collision
+/// can only add practices, which costs time, never a wrong result. Almost
+/// always empty.
+pub fn entangled_practices(batches: &[Batch]) -> FxHashSet<PracticeId> {
+    let mut tangled = FxHashSet::default();
+
+    // Calls: within a batch a call is also keyed by practice, so a key
+    // seen twice is one call in two practices (batches hold different
+    // practices), or a collision.
+    let call_key = |batch: &Batch, call: &HeldCall| {
+        let mut hasher = FxHasher::default();
+        hasher.write(batch.vendors[usize::from(call.vendor)].as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(batch.call_id(call).as_bytes());
+        hasher.finish()
+    };
+    let calls = || {
+        batches.iter().flat_map(move |batch| {
+            batch
+                .calls
+                .iter()
+                .filter(|call| !call.practice_level)
+                .map(move |call| (call_key(batch, call), call.practice))
+        })
+    };
+    let total_calls = batches.iter().map(|batch| batch.calls.len()).sum();
+    let mut seen_keys = FxHashSet::with_capacity_and_hasher(total_calls, Default::default());
+    let mut shared_keys = FxHashSet::default();
+    for (key, _) in calls() {
+        if !seen_keys.insert(key) {
+            shared_keys.insert(key);
+        }
+    }
+    drop(seen_keys);
+    if !shared_keys.is_empty() {
+        tangled.extend(
+            calls()
+                .filter(|(key, _)| shared_keys.contains(key))
+                .map(|(_, practice)| practice),
+        );
+    }
+
+    // Event ids: an id held by two calls (calls numbered across batches).
+    let copies = || {
+        let mut call_base = 0u32;
+        batches.iter().flat_map(move |batch| {
+            let base = call_base;
+            call_base += batch.calls.len() as u32;
+            batch.copies.iter().map(move |copy| {
+                let practice = batch.calls[copy.call as usize].practice;
+                (copy.id_hash, base + copy.call, practice)
+            })
+        })
+    };
+    let total_copies = batches.iter().map(|batch| batch.copies.len()).sum();
+    let mut first_call: FxHashMap<u64, u32> =
+        FxHashMap::with_capacity_and_hasher(total_copies, Default::default());
+    let mut shared_ids = FxHashSet::default();
+    for (id_hash, call, _) in copies() {
+        match first_call.entry(id_hash) {
+            Entry::Vacant(entry) => {
+                entry.insert(call);
+            }
+            Entry::Occupied(entry) if *entry.get() != call => {
+                shared_ids.insert(id_hash);
+            }
+            Entry::Occupied(_) => {}
+        }
+    }
+    drop(first_call);
+    if !shared_ids.is_empty() {
+        tangled.extend(
+            copies()
+                .filter(|(id_hash, _, _)| shared_ids.contains(id_hash))
+                .map(|(_, _, practice)| practice),
+        );
+    }
+    // A practice joined to a tangled one by a call or an id shares its key
+    // or id, so it is in the set too: closed without further passes.
+    tangled
+}
+
+/// Evaluates the events of the `practices` (see [`entangled_practices`])
+/// as one input, with the streaming engine's rules, which follow a call
+/// and an event id across practices. Slower than
+/// [`Batch::finish_practices`], and only for the practices that need it.
+/// `revision` is, as there, the number of events that landed in the window.
+pub fn finish_entangled(
+    batches: &[Batch],
+    practices: &FxHashSet<PracticeId>,
+    with_calls: bool,
+) -> BatchOutput {
+    let Some(first) = batches.first() else {
+        return BatchOutput::default();
+    };
+    let mut engine = Engine::new(EngineConfig::replay(first.core_hours.clone()));
+    let mut landed: FxHashMap<(PracticeId, WindowSize, Timestamp), u64> = FxHashMap::default();
+    let mut days = DayCache::default();
+    for batch in batches {
+        for (practice, event) in batch.events_of(practices) {
+            for size in WindowSize::ALL {
+                *landed
+                    .entry((practice, size, days.bounds(size, event.at).0))
+                    .or_default() += 1;
+            }
+            engine.ingest(&event);
+        }
+    }
+    let emitted = engine.finish();
+    let mut windows = emitted.windows;
+    for window in &mut windows {
+        let practice = PracticeId::from_code(&window.practice).expect("records name valid codes");
+        window.revision = landed[&(practice, window.window, window.start)];
+    }
+    windows.sort_by(|a, b| (&a.practice, a.window, a.start).cmp(&(&b.practice, b.window, b.start)));
+    let mut calls = if with_calls {
+        emitted.calls
+    } else {
+        Vec::new()
+    };
+    for call in &mut calls {
+        call.revision = call.events;
+    }
+    calls.sort_by(|a, b| {
+        (&a.practice, &a.vendor, &a.call_id).cmp(&(&b.practice, &b.vendor, &b.call_id))
+    });
+    BatchOutput {
+        windows,
+        calls,
+        duplicates: engine.stats().duplicates,
+    }
 }
 
 /// One practice's windows while its calls are added, emitted as records
@@ -554,7 +756,7 @@ impl PracticeWindows {
     /// Adds a call's contributions (from [`derive_unordered`]) to the
     /// minute windows holding them.
     fn add_call(&mut self, placed: &[Placed]) {
-        for &(at, contribution) in placed {
+        for &(at, _practice, contribution) in placed {
             match contribution {
                 Contribution::WaitingUntil(until) => self.waiting.push((at, until)),
                 // With the whole input in hand, a call with no outcome was

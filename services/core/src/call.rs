@@ -7,10 +7,12 @@
 //! the derivation, and the engine applies the difference.
 
 use crate::event::{CallEvent, EventKind};
+use crate::practice::PracticeId;
 use crate::time::Timestamp;
 
-/// One copy of an event as kept in call state (vendor, practice and call id
-/// are the call's own and are not repeated).
+/// One copy of an event as kept in call state (vendor and call id are the
+/// call's own and are not repeated; the practice is the event's: a call is
+/// identified by vendor and call id alone, §1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StoredEvent {
     // Field order is the tie-break order between copies of one event_id:
@@ -19,6 +21,7 @@ pub struct StoredEvent {
     pub at: Timestamp,
     pub kind: EventKind,
     pub caller: Option<Box<str>>,
+    pub practice: PracticeId,
     pub queue_position: Option<u32>,
 }
 
@@ -31,6 +34,8 @@ pub trait HeldEvent: Ord {
     fn at(&self) -> Timestamp;
     fn kind(&self) -> EventKind;
     fn caller(&self) -> Option<&str>;
+    /// The practice the copy names: its contributions count there.
+    fn practice(&self) -> PracticeId;
 }
 
 impl HeldEvent for StoredEvent {
@@ -46,15 +51,20 @@ impl HeldEvent for StoredEvent {
     fn caller(&self) -> Option<&str> {
         self.caller.as_deref()
     }
+    fn practice(&self) -> PracticeId {
+        self.practice
+    }
 }
 
 impl StoredEvent {
-    pub fn from_event(event: &CallEvent) -> StoredEvent {
+    /// The copy of a validated event (its practice code already checked).
+    pub fn from_event(event: &CallEvent, practice: PracticeId) -> StoredEvent {
         StoredEvent {
             event_id: event.event_id.as_str().into(),
             at: event.at,
             kind: event.kind,
             caller: event.caller.as_deref().map(Into::into),
+            practice,
             queue_position: event.queue_position,
         }
     }
@@ -89,12 +99,17 @@ pub enum Contribution {
     OpenWaitFrom,
 }
 
-/// A contribution and the instant that places it in windows.
-pub type Placed = (Timestamp, Contribution);
+/// A contribution, and the instant and practice that place it in windows:
+/// those of the event it comes from (the outcome's for a wait, the wait
+/// start's for a waiting interval).
+pub type Placed = (Timestamp, PracticeId, Contribution);
 
 /// The derived facts of a call: the material of its summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallFacts<'a> {
+    /// The practice the call is summarised under: its offered event's, or
+    /// with none, that of its first event (by event id).
+    pub practice: Option<PracticeId>,
     pub caller: Option<&'a str>,
     pub offered_at: Option<Timestamp>,
     pub wait_start: Option<Timestamp>,
@@ -205,6 +220,14 @@ pub fn clamped_ms(from: Timestamp, to: Timestamp) -> u64 {
     u64::try_from(to.0 - from.0).unwrap_or(0)
 }
 
+/// The hash under which an event id is looked for on other calls (a
+/// repeat of an event id is a duplicate, whichever call it names, §1).
+pub fn event_id_hash(event_id: &str) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    std::hash::Hasher::write(&mut hasher, event_id.as_bytes());
+    std::hash::Hasher::finish(&hasher)
+}
+
 /// A stable 64-bit digest (FNV-1a) of a caller pseudonym, for counting
 /// distinct callers without keeping every pseudonym in every window.
 pub fn caller_digest(caller: &str) -> u64 {
@@ -215,19 +238,23 @@ pub fn caller_digest(caller: &str) -> u64 {
 
 /// Derives a call's contributions and facts from all copies of its events.
 /// `events` must be sorted (their `Ord`), which groups copies of one event_id
-/// with the one that counts first. `is_core` tells whether an instant is in
-/// GP core hours ([`crate::CoreHours::is_core`], possibly cached). `out` is
-/// cleared and filled, sorted (as [`diff`] needs).
+/// with the one that counts first. `superseded` lists the event ids whose
+/// counted copy belongs to another call (a repeat of an event id is a
+/// duplicate wherever it is, §1): every copy of them here is a duplicate.
+/// `is_core` tells whether an instant is in GP core hours
+/// ([`crate::CoreHours::is_core`], possibly cached). `out` is cleared and
+/// filled, sorted (as [`diff`] needs).
 // Inlined, as the body was before it moved to `derive_unordered`: the
 // engine derives on every event, and a call here cost it 2% more.
 #[inline]
 pub fn derive<'a, E: HeldEvent>(
     events: &'a [E],
     practice_level: bool,
+    superseded: &[Box<str>],
     is_core: impl FnMut(Timestamp) -> bool,
     out: &mut Vec<Placed>,
 ) -> CallFacts<'a> {
-    let facts = derive_unordered(events, practice_level, is_core, out);
+    let facts = derive_unordered(events, practice_level, superseded, is_core, out);
     out.sort_unstable();
     facts
 }
@@ -239,6 +266,7 @@ pub fn derive<'a, E: HeldEvent>(
 pub fn derive_unordered<'a, E: HeldEvent>(
     events: &'a [E],
     practice_level: bool,
+    superseded: &[Box<str>],
     mut is_core: impl FnMut(Timestamp) -> bool,
     out: &mut Vec<Placed>,
 ) -> CallFacts<'a> {
@@ -248,20 +276,31 @@ pub fn derive_unordered<'a, E: HeldEvent>(
     );
     out.clear();
     let mut facts = CallFacts::default();
-    let mut first_queued: Option<Timestamp> = None;
+    // The earliest `queued` and `offered`, ties by the smaller event id
+    // (events come in event id order, so the first of equal instants).
+    let mut first_queued: Option<&E> = None;
+    let mut first_offered: Option<&E> = None;
     let mut outcome: Option<&E> = None;
     let mut other_outcomes: Vec<&E> = Vec::new();
     let mut previous_id: Option<&str> = None;
+    let mut ended: Option<&E> = None;
+    let mut first_callback_made: Option<&E> = None;
+    let earlier =
+        |candidate: &E, current: Option<&E>| current.is_none_or(|c| candidate.at() < c.at());
 
     for event in events {
-        let at = event.at();
-        out.push((at, Contribution::Landed));
-        let is_copy = previous_id == Some(event.event_id());
+        let (at, practice) = (event.at(), event.practice());
+        out.push((at, practice, Contribution::Landed));
+        let is_copy = previous_id == Some(event.event_id())
+            || (!superseded.is_empty() && superseded.iter().any(|id| **id == *event.event_id()));
         previous_id = Some(event.event_id());
         if is_copy {
-            out.push((at, Contribution::Duplicate));
+            out.push((at, practice, Contribution::Duplicate));
             facts.duplicates += 1;
             continue;
+        }
+        if facts.practice.is_none() {
+            facts.practice = Some(practice);
         }
         if practice_level {
             continue;
@@ -270,29 +309,23 @@ pub fn derive_unordered<'a, E: HeldEvent>(
             EventKind::Offered => {
                 out.push((
                     at,
+                    practice,
                     Contribution::Offered {
                         caller: event.caller().map(caller_digest),
                     },
                 ));
-                if facts.offered_at.is_none_or(|earliest| at < earliest) {
-                    facts.offered_at = Some(at);
-                    facts.caller = event.caller();
+                if earlier(event, first_offered) {
+                    first_offered = Some(event);
                 }
             }
-            EventKind::Queued => {
-                first_queued = Some(first_queued.map_or(at, |earliest| earliest.min(at)));
-            }
-            EventKind::Ended => {
-                facts.ended_at = Some(facts.ended_at.map_or(at, |earliest| earliest.min(at)));
-            }
+            EventKind::Queued if earlier(event, first_queued) => first_queued = Some(event),
+            EventKind::Ended if earlier(event, ended) => ended = Some(event),
             EventKind::CallbackMade => {
-                out.push((at, Contribution::CallbackMade));
+                out.push((at, practice, Contribution::CallbackMade));
                 facts.callbacks_made += 1;
-                facts.first_callback_made_at = Some(
-                    facts
-                        .first_callback_made_at
-                        .map_or(at, |earliest| earliest.min(at)),
-                );
+                if earlier(event, first_callback_made) {
+                    first_callback_made = Some(event);
+                }
             }
             kind if kind.is_outcome() => {
                 // Earliest `at` wins, ties by the smaller event_id.
@@ -310,51 +343,71 @@ pub fn derive_unordered<'a, E: HeldEvent>(
             _ => {}
         }
     }
+    if let Some(offered) = first_offered {
+        facts.offered_at = Some(offered.at());
+        facts.caller = offered.caller();
+        facts.practice = Some(offered.practice());
+    }
+    facts.ended_at = ended.map(HeldEvent::at);
+    facts.first_callback_made_at = first_callback_made.map(HeldEvent::at);
     if facts.caller.is_none() {
         facts.caller = events.iter().find_map(|event| event.caller());
+    }
+    if facts.practice.is_none() {
+        // Only duplicates: summarised under the practice they name.
+        facts.practice = events.first().map(HeldEvent::practice);
     }
     if practice_level {
         return facts;
     }
 
     for loser in &other_outcomes {
-        out.push((loser.at(), Contribution::Conflict));
+        out.push((loser.at(), loser.practice(), Contribution::Conflict));
     }
     facts.conflicting_outcomes = other_outcomes.len() as u64;
-    facts.wait_start = first_queued.or(facts.offered_at);
+    let wait_start = first_queued.or(first_offered);
+    facts.wait_start = wait_start.map(HeldEvent::at);
 
     if let Some(outcome) = outcome {
-        let (kind, outcome_at) = (outcome.kind(), outcome.at());
+        let (kind, outcome_at, practice) = (outcome.kind(), outcome.at(), outcome.practice());
         facts.outcome = Some((kind, outcome_at));
         facts.outcome_in_core_hours = is_core(outcome_at);
         let in_core_hours = kind == EventKind::Diverted111 && facts.outcome_in_core_hours;
         out.push((
             outcome_at,
+            practice,
             Contribution::Outcome {
                 kind,
                 in_core_hours,
             },
         ));
         if let Some(wait_ms) = facts.wait_ms() {
-            out.push((outcome_at, Contribution::WaitMs(wait_ms)));
+            out.push((outcome_at, practice, Contribution::WaitMs(wait_ms)));
         }
         if let Some(abandon_ms) = facts.abandon_ms() {
-            out.push((outcome_at, Contribution::AbandonMs(abandon_ms)));
+            out.push((outcome_at, practice, Contribution::AbandonMs(abandon_ms)));
         }
-        if let (Some(talk_ms), Some(ended)) = (facts.talk_ms(), facts.ended_at) {
-            out.push((ended, Contribution::TalkMs(talk_ms)));
+        if let (Some(talk_ms), Some(ended)) = (facts.talk_ms(), ended) {
+            out.push((ended.at(), ended.practice(), Contribution::TalkMs(talk_ms)));
         }
-        if let (Some(delay), Some(made)) = (facts.callback_delay_ms(), facts.first_callback_made_at)
-        {
-            out.push((made, Contribution::CallbackDelayMs(delay)));
+        if let (Some(delay), Some(made)) = (facts.callback_delay_ms(), first_callback_made) {
+            out.push((
+                made.at(),
+                made.practice(),
+                Contribution::CallbackDelayMs(delay),
+            ));
         }
-        if let Some(start) = facts.wait_start {
-            if start < outcome_at {
-                out.push((start, Contribution::WaitingUntil(outcome_at)));
+        if let Some(start) = wait_start {
+            if start.at() < outcome_at {
+                out.push((
+                    start.at(),
+                    start.practice(),
+                    Contribution::WaitingUntil(outcome_at),
+                ));
             }
         }
-    } else if let Some(start) = facts.wait_start {
-        out.push((start, Contribution::OpenWaitFrom));
+    } else if let Some(start) = wait_start {
+        out.push((start.at(), start.practice(), Contribution::OpenWaitFrom));
     }
     facts
 }
@@ -388,12 +441,17 @@ pub fn diff(old: &[Placed], new: &[Placed], removed: &mut Vec<Placed>, added: &m
 mod tests {
     use super::*;
 
+    fn practice() -> PracticeId {
+        PracticeId::from_code("A81001").unwrap()
+    }
+
     fn ev(id: &str, kind: EventKind, at_s: i64) -> StoredEvent {
         StoredEvent {
             event_id: id.into(),
             at: Timestamp(1_700_000_000_000 + at_s * 1000),
             kind,
             caller: None,
+            practice: practice(),
             queue_position: None,
         }
     }
@@ -404,7 +462,7 @@ mod tests {
         events.sort();
         let mut out = Vec::new();
         let hours = crate::CoreHours::shipped();
-        let facts = derive(&events, false, |at| hours.is_core(at), &mut out);
+        let facts = derive(&events, false, &[], |at| hours.is_core(at), &mut out);
         (out.clone(), facts.conflicting_outcomes, facts.outcome)
     }
 
@@ -428,12 +486,13 @@ mod tests {
         assert_eq!(outcome.unwrap().1, Timestamp(1_700_000_000_000 + 20_000));
         let duplicates: Vec<_> = placed
             .iter()
-            .filter(|(_, c)| *c == Contribution::Duplicate)
+            .filter(|(_, _, c)| *c == Contribution::Duplicate)
             .collect();
         assert_eq!(
             duplicates,
             vec![&(
                 Timestamp(1_700_000_000_000 + 50_000),
+                practice(),
                 Contribution::Duplicate
             )]
         );
@@ -447,9 +506,14 @@ mod tests {
             ev("q1", EventKind::Queued, 20),
             ev("a", EventKind::Answered, 80),
         ]);
-        assert!(placed.contains(&(Timestamp(1_700_000_080_000), Contribution::WaitMs(60_000))));
+        assert!(placed.contains(&(
+            Timestamp(1_700_000_080_000),
+            practice(),
+            Contribution::WaitMs(60_000)
+        )));
         assert!(placed.contains(&(
             Timestamp(1_700_000_020_000),
+            practice(),
             Contribution::WaitingUntil(Timestamp(1_700_000_080_000))
         )));
     }
@@ -460,25 +524,74 @@ mod tests {
             ev("o", EventKind::Offered, 10),
             ev("a", EventKind::Answered, 5),
         ]);
-        assert!(placed.contains(&(Timestamp(1_700_000_005_000), Contribution::WaitMs(0))));
+        assert!(placed.contains(&(
+            Timestamp(1_700_000_005_000),
+            practice(),
+            Contribution::WaitMs(0)
+        )));
         assert!(!placed
             .iter()
-            .any(|(_, c)| matches!(c, Contribution::WaitingUntil(_))));
+            .any(|(_, _, c)| matches!(c, Contribution::WaitingUntil(_))));
     }
 
     #[test]
     fn diff_finds_retractions_and_additions() {
         let old = vec![
-            (Timestamp(1), Contribution::Landed),
-            (Timestamp(2), Contribution::WaitMs(5)),
+            (Timestamp(1), practice(), Contribution::Landed),
+            (Timestamp(2), practice(), Contribution::WaitMs(5)),
         ];
         let new = vec![
-            (Timestamp(1), Contribution::Landed),
-            (Timestamp(2), Contribution::WaitMs(7)),
+            (Timestamp(1), practice(), Contribution::Landed),
+            (Timestamp(2), practice(), Contribution::WaitMs(7)),
         ];
         let (mut removed, mut added) = (Vec::new(), Vec::new());
         diff(&old, &new, &mut removed, &mut added);
-        assert_eq!(removed, vec![(Timestamp(2), Contribution::WaitMs(5))]);
-        assert_eq!(added, vec![(Timestamp(2), Contribution::WaitMs(7))]);
+        assert_eq!(
+            removed,
+            vec![(Timestamp(2), practice(), Contribution::WaitMs(5))]
+        );
+        assert_eq!(
+            added,
+            vec![(Timestamp(2), practice(), Contribution::WaitMs(7))]
+        );
+    }
+
+    #[test]
+    fn contributions_count_in_the_practice_of_their_event() {
+        let other = PracticeId::from_code("B82005").unwrap();
+        let mut answered = ev("a", EventKind::Answered, 30);
+        answered.practice = other;
+        let mut ended = ev("e", EventKind::Ended, 90);
+        ended.practice = other;
+        let (placed, _, _) = derive_sorted(vec![ev("o", EventKind::Offered, 0), answered, ended]);
+        let at = |s: i64| Timestamp(1_700_000_000_000 + s * 1000);
+        assert!(placed.contains(&(at(30), other, Contribution::WaitMs(30_000))));
+        assert!(placed.contains(&(at(90), other, Contribution::TalkMs(60_000))));
+        // The call waited at the practice it was offered to.
+        assert!(placed.contains(&(at(0), practice(), Contribution::WaitingUntil(at(30)))));
+    }
+
+    #[test]
+    fn a_superseded_event_id_is_a_duplicate_here() {
+        let events = vec![
+            ev("a", EventKind::Answered, 30),
+            ev("o", EventKind::Offered, 0),
+        ];
+        let hours = crate::CoreHours::shipped();
+        let mut out = Vec::new();
+        let facts = derive(
+            &events,
+            false,
+            &["a".into()],
+            |at| hours.is_core(at),
+            &mut out,
+        );
+        assert_eq!(facts.outcome, None);
+        assert_eq!(facts.duplicates, 1);
+        assert!(out.contains(&(
+            Timestamp(1_700_000_030_000),
+            practice(),
+            Contribution::Duplicate
+        )));
     }
 }

@@ -4,13 +4,16 @@
 //! The same engine serves the streaming processor (one engine per Kafka
 //! partition), `callpulse replay` and the tests, so all three agree.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::calendar::{CoreDayCache, CoreHours};
-use crate::call::{derive, diff, outcome_slot, Contribution, Placed, StoredEvent, SummaryOf};
+use crate::call::{
+    derive, diff, event_id_hash, outcome_slot, Contribution, Placed, StoredEvent, SummaryOf,
+};
 use crate::event::CallEvent;
 use crate::practice::PracticeId;
 use crate::record::{histogram_bucket, CallSummary, Histogram, LateEvent, WindowMetrics};
@@ -123,13 +126,19 @@ struct WindowAcc {
 
 #[derive(Debug)]
 struct CallState {
-    /// The call's key in [`PracticeState::calls`], shared (not copied) by
-    /// the [`CallRef`]s that the dirty list and the retention queue hold.
+    /// The call's key in [`Engine::calls`], shared (not copied) by the
+    /// [`CallRef`]s that the dirty list and the retention queue hold.
     call_id: Arc<str>,
     vendor: u16,
-    practice_level: bool,
+    /// For a practice's switches (`divert_111_on`/`off`), held together as
+    /// one pseudo-call per practice and vendor, under the practice's code:
+    /// that practice. `None` for calls.
+    practice_level: Option<PracticeId>,
     /// Every copy of every event, sorted.
     events: Vec<StoredEvent>,
+    /// Event ids whose counted copy is on another call (§1: a repeat of an
+    /// event id is a duplicate, whichever call it names). Almost always empty.
+    superseded: Vec<Box<str>>,
     /// What is currently applied to windows, sorted.
     applied: Vec<Placed>,
     latest_at: Timestamp,
@@ -137,25 +146,46 @@ struct CallState {
     dirty: bool,
     /// Input position of the call's first event ([`NO_POSITION`] in replay).
     first_position: u64,
+    /// Its number in [`Engine::call_slots`].
+    slot: u32,
 }
 
-#[derive(Debug, Default)]
-struct PracticeState {
-    code: String,
-    /// Calls by call id; the rare same id from two vendors shares a slot.
-    calls: FxHashMap<Arc<str>, Vec<CallState>>,
-}
-
+/// A held call: calls are identified by vendor and call id (§1), whatever
+/// practices their events name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct CallRef {
-    practice: PracticeId,
     call_id: Arc<str>,
     vendor: u16,
+    practice_level: Option<PracticeId>,
+}
+
+/// In [`Engine::event_ids`]: the event id is held by several calls, listed
+/// in [`Engine::shared_ids`].
+const SHARED: u32 = u32::MAX;
+
+/// Another call re-derived because an event changed which of its copies count.
+struct Rederived {
+    call: CallRef,
+    superseded: Vec<Box<str>>,
+    new: Vec<Placed>,
+    removed: Vec<Placed>,
+    added: Vec<Placed>,
 }
 
 pub struct Engine {
     config: EngineConfig,
-    practices: FxHashMap<PracticeId, PracticeState>,
+    /// Calls by call id; the rare same id from two vendors shares a slot.
+    calls: FxHashMap<Arc<str>, Vec<CallState>>,
+    /// The slot (in `call_slots`) of the call holding each event id, by the
+    /// id's hash, or [`SHARED`]: for duplicates across calls. Numbers, not
+    /// call keys, because it has an entry per held event.
+    event_ids: FxHashMap<u64, u32>,
+    /// The slots of the calls holding an id held by several (or whose
+    /// hash collides with another's: a holder then turns out not to hold it).
+    shared_ids: FxHashMap<u64, Vec<u32>>,
+    /// Held calls by slot; freed slots are reused.
+    call_slots: Vec<Option<CallRef>>,
+    free_slots: Vec<u32>,
     windows: FxHashMap<WindowKey, WindowAcc>,
     /// Open windows by end, for finalisation in order.
     closing: BTreeSet<(Timestamp, WindowKey)>,
@@ -199,15 +229,37 @@ pub struct RestartPoint {
     pub watermark: Option<Timestamp>,
 }
 
-/// The id used for practice-level switches (`divert_111_on`/`off`), which
-/// belong to no call; validation never lets a real call id be empty.
-const PRACTICE_LEVEL_CALL_ID: &str = "";
+/// The held call `call` refers to ([`Engine::find_call`], for use while
+/// other parts of the engine are borrowed).
+fn held<'a>(
+    calls: &'a FxHashMap<Arc<str>, Vec<CallState>>,
+    call: &CallRef,
+) -> Option<&'a CallState> {
+    calls
+        .get(&call.call_id)?
+        .iter()
+        .find(|state| state.vendor == call.vendor && state.practice_level == call.practice_level)
+}
+
+fn held_mut<'a>(
+    calls: &'a mut FxHashMap<Arc<str>, Vec<CallState>>,
+    call: &CallRef,
+) -> Option<&'a mut CallState> {
+    calls
+        .get_mut(&call.call_id)?
+        .iter_mut()
+        .find(|state| state.vendor == call.vendor && state.practice_level == call.practice_level)
+}
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             config,
-            practices: FxHashMap::default(),
+            calls: FxHashMap::default(),
+            event_ids: FxHashMap::default(),
+            shared_ids: FxHashMap::default(),
+            call_slots: Vec::new(),
+            free_slots: Vec::new(),
             windows: FxHashMap::default(),
             closing: BTreeSet::new(),
             dirty_windows: Vec::new(),
@@ -324,77 +376,52 @@ impl Engine {
             return self.late(event, "its window is already final");
         }
         let vendor = self.vendor_id(&event.vendor);
-        let practice_level = event.kind.is_practice_level();
-        let call_id: &str = if practice_level {
-            PRACTICE_LEVEL_CALL_ID
+        let practice_level = event.kind.is_practice_level().then_some(practice);
+        // A practice's switches are held under its code (a real call with
+        // that id is told apart by `practice_level`).
+        let call_id: &str = if practice_level.is_some() {
+            &event.practice
         } else {
             event.call_id.as_deref().unwrap_or_default()
         };
-        let stored = StoredEvent::from_event(event);
+        let stored = StoredEvent::from_event(event, practice);
+        let call = self.find_or_add_call(call_id, vendor, practice_level, event.at, input_position);
+        let id_hash = event_id_hash(&event.event_id);
+        let other_holders = self.add_holder(id_hash, &call);
 
-        let state = self
-            .practices
-            .entry(practice)
-            .or_insert_with(|| PracticeState {
-                code: event.practice.clone(),
-                ..Default::default()
-            });
-        let mut new_key = None;
-        let slot = match state.calls.get_mut(call_id) {
-            Some(slot) => slot,
-            None => {
-                let key: Arc<str> = Arc::from(call_id);
-                new_key = Some(Arc::clone(&key));
-                state.calls.entry(key).or_default()
-            }
-        };
-        let index = match slot.iter().position(|call| call.vendor == vendor) {
-            Some(index) => index,
-            None => {
-                // One copy of the id per slot, shared by its calls and refs.
-                let shared_id = match (new_key, slot.first()) {
-                    (Some(key), _) => key,
-                    (None, Some(other_vendor)) => Arc::clone(&other_vendor.call_id),
-                    (None, None) => unreachable!("empty slots are removed"),
-                };
-                slot.push(CallState {
-                    call_id: shared_id,
-                    vendor,
-                    practice_level,
-                    events: Vec::new(),
-                    applied: Vec::new(),
-                    latest_at: event.at,
-                    revision: 0,
-                    dirty: false,
-                    first_position: input_position,
-                });
-                if input_position != NO_POSITION {
-                    let held = self
-                        .held_positions
-                        .entry(input_position)
-                        .or_insert((0, self.watermark));
-                    held.0 += 1;
-                }
-                self.stats.open_calls += 1;
-                slot.len() - 1
-            }
-        };
-        let call = &mut slot[index];
-        let is_duplicate = call
+        let state = self.call_mut(&call).expect("just found or added");
+        let held_here = state
             .events
             .iter()
             .any(|held| held.event_id == stored.event_id);
-        let position = call.events.binary_search(&stored).unwrap_or_else(|p| p);
-        call.events.insert(position, stored);
+        let position = state.events.binary_search(&stored).unwrap_or_else(|p| p);
+        state.events.insert(position, stored);
+
+        // A copy of this id on other calls: which copy counts may move
+        // between calls, and each call whose counted copies change is
+        // derived again (rare: the same id on two calls).
+        let mut own_superseded = None;
+        let mut others = Vec::new();
+        let held_elsewhere = !other_holders.is_empty()
+            && self.share_event_id(
+                &event.event_id,
+                &call,
+                &other_holders,
+                &mut own_superseded,
+                &mut others,
+            );
+
         let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
+        let state = held(&self.calls, &call).expect("just found or added");
         derive(
-            &call.events,
-            call.practice_level,
+            &state.events,
+            state.practice_level.is_some(),
+            own_superseded.as_ref().unwrap_or(&state.superseded),
             |at| core_days.is_core(core_hours, at),
             &mut self.scratch_new,
         );
         diff(
-            &call.applied,
+            &state.applied,
             &self.scratch_new,
             &mut self.scratch_removed,
             &mut self.scratch_added,
@@ -410,68 +437,195 @@ impl Engine {
             .scratch_removed
             .iter()
             .chain(&self.scratch_added)
-            .filter(|(_, contribution)| {
+            .chain(
+                others
+                    .iter()
+                    .flat_map(|other| other.removed.iter().chain(&other.added)),
+            )
+            .filter(|(_, _, contribution)| {
                 !matches!(
                     contribution,
                     Contribution::WaitingUntil(_) | Contribution::OpenWaitFrom
                 )
             })
-            .any(|(at, _)| is_final_at(lateness, watermark, *at));
+            .any(|(at, _, _)| is_final_at(lateness, watermark, *at));
         if touches_final {
-            call.events.remove(position);
-            if call.events.is_empty() {
-                self.remove_call(practice, call_id, vendor);
+            let state = self.call_mut(&call).expect("just found or added");
+            state.events.remove(position);
+            let still_held = state
+                .events
+                .iter()
+                .any(|held| *held.event_id == *event.event_id);
+            let emptied = state.events.is_empty();
+            if !still_held {
+                self.remove_holder(id_hash, &call);
+            }
+            if emptied {
+                self.remove_call(&call);
             }
             return self.late(event, "it would change a window that is already final");
         }
 
-        std::mem::swap(&mut call.applied, &mut self.scratch_new);
-        let previous_hour = call.latest_at.0.div_euclid(HOUR_MS);
-        let is_new_call = call.revision == 0;
-        call.latest_at = call.latest_at.max(event.at);
-        call.revision += 1;
-        let latest_hour = call.latest_at.0.div_euclid(HOUR_MS);
-        if !call.dirty && !practice_level {
-            call.dirty = true;
-            self.dirty_calls.push(CallRef {
-                practice,
-                call_id: Arc::clone(&call.call_id),
-                vendor,
-            });
+        let state = held_mut(&mut self.calls, &call).expect("just found or added");
+        if let Some(superseded) = own_superseded {
+            state.superseded = superseded;
+        }
+        std::mem::swap(&mut state.applied, &mut self.scratch_new);
+        let previous_hour = state.latest_at.0.div_euclid(HOUR_MS);
+        let is_new_call = state.revision == 0;
+        state.latest_at = state.latest_at.max(event.at);
+        state.revision += 1;
+        let latest_hour = state.latest_at.0.div_euclid(HOUR_MS);
+        if !state.dirty && practice_level.is_none() {
+            state.dirty = true;
+            self.dirty_calls.push(call.clone());
         }
         if is_new_call || latest_hour != previous_hour {
             self.retention
                 .entry(latest_hour)
                 .or_default()
-                .push(CallRef {
-                    practice,
-                    call_id: Arc::clone(&call.call_id),
-                    vendor,
-                });
+                .push(call.clone());
         }
 
         self.seq += 1;
         let removed = std::mem::take(&mut self.scratch_removed);
         let added = std::mem::take(&mut self.scratch_added);
-        // Both lists are sorted, so contributions at one instant are
-        // adjacent: they share their windows, found once per instant.
-        for at_one_instant in removed.chunk_by(|a, b| a.0 == b.0) {
-            self.apply(practice, at_one_instant, -1);
-        }
-        for at_one_instant in added.chunk_by(|a, b| a.0 == b.0) {
-            self.apply(practice, at_one_instant, 1);
-        }
+        self.apply_all(&removed, &added);
         self.scratch_removed = removed;
         self.scratch_added = added;
+        for other in others {
+            self.apply_all(&other.removed, &other.added);
+            let Some(state) = self.call_mut(&other.call) else {
+                debug_assert!(false, "a re-derived call is held");
+                continue;
+            };
+            state.superseded = other.superseded;
+            state.applied = other.new;
+            state.revision += 1;
+            if !state.dirty && state.practice_level.is_none() {
+                state.dirty = true;
+                self.dirty_calls.push(other.call);
+            }
+        }
 
         self.advance_watermark(event.at);
         self.stats.events_folded += 1;
-        if is_duplicate {
+        if held_here || held_elsewhere {
             self.stats.duplicates += 1;
             Ingested::Duplicate
         } else {
             Ingested::Folded
         }
+    }
+
+    /// Retracts `removed` and adds `added` (both sorted) in their windows.
+    fn apply_all(&mut self, removed: &[Placed], added: &[Placed]) {
+        // Sorted lists keep contributions at one instant and practice
+        // adjacent: they share their windows, found once per instant.
+        let same_place = |a: &Placed, b: &Placed| a.0 == b.0 && a.1 == b.1;
+        for at_one_instant in removed.chunk_by(same_place) {
+            self.apply(at_one_instant, -1);
+        }
+        for at_one_instant in added.chunk_by(same_place) {
+            self.apply(at_one_instant, 1);
+        }
+    }
+
+    /// After a copy of `event_id` was added to `call`, while `other_holders`
+    /// may hold copies too: decides which call's copy counts (the earliest
+    /// `at`, then the rest of the content, as between copies in one call)
+    /// and derives again every other call whose counted copies change.
+    /// Sets `own_superseded` when `call`'s own list changes. Returns
+    /// whether another call holds a copy.
+    fn share_event_id(
+        &mut self,
+        event_id: &str,
+        call: &CallRef,
+        other_holders: &[CallRef],
+        own_superseded: &mut Option<Vec<Box<str>>>,
+        others: &mut Vec<Rederived>,
+    ) -> bool {
+        // Each holder's first copy of the id is its best (copies sort by id, then `at`, ...).
+        let best_copy = |state: &CallState| {
+            let first = state
+                .events
+                .partition_point(|held| *held.event_id < *event_id);
+            state
+                .events
+                .get(first)
+                .filter(|held| *held.event_id == *event_id)
+                .cloned()
+        };
+        let mut holders: Vec<(CallRef, StoredEvent)> = Vec::new();
+        for holder in std::iter::once(call).chain(other_holders) {
+            if let Some(copy) = self.find_call(holder).and_then(best_copy) {
+                holders.push((holder.clone(), copy));
+            }
+        }
+        if holders.len() < 2 {
+            return false;
+        }
+        let vendors = &self.vendors;
+        let counted = holders
+            .iter()
+            .min_by(|(a_call, a), (b_call, b)| {
+                (
+                    a.at,
+                    a.kind,
+                    &a.caller,
+                    &a_call.call_id,
+                    a.practice,
+                    a.queue_position,
+                    &vendors[usize::from(a_call.vendor)],
+                )
+                    .cmp(&(
+                        b.at,
+                        b.kind,
+                        &b.caller,
+                        &b_call.call_id,
+                        b.practice,
+                        b.queue_position,
+                        &vendors[usize::from(b_call.vendor)],
+                    ))
+            })
+            .map(|(counted, _)| counted.clone())
+            .expect("two holders or more");
+        for (holder, _) in holders {
+            let state = held(&self.calls, &holder).expect("found above");
+            let is_superseded = state.superseded.iter().any(|id| **id == *event_id);
+            if is_superseded == (holder != counted) {
+                continue;
+            }
+            let mut superseded = state.superseded.clone();
+            if is_superseded {
+                superseded.retain(|id| **id != *event_id);
+            } else {
+                superseded.push(event_id.into());
+            }
+            if holder == *call {
+                *own_superseded = Some(superseded);
+                continue;
+            }
+            let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
+            let mut new = Vec::new();
+            derive(
+                &state.events,
+                state.practice_level.is_some(),
+                &superseded,
+                |at| core_days.is_core(core_hours, at),
+                &mut new,
+            );
+            let (mut removed, mut added) = (Vec::new(), Vec::new());
+            diff(&state.applied, &new, &mut removed, &mut added);
+            others.push(Rederived {
+                call: holder,
+                superseded,
+                new,
+                removed,
+                added,
+            });
+        }
+        true
     }
 
     fn late(&mut self, event: &CallEvent, reason: &str) -> Ingested {
@@ -492,39 +646,178 @@ impl Engine {
         (self.vendors.len() - 1) as u16
     }
 
-    fn remove_call(
+    /// The held call with this key, added (empty) if there is none.
+    fn find_or_add_call(
         &mut self,
-        practice: PracticeId,
         call_id: &str,
         vendor: u16,
-    ) -> Option<CallState> {
-        let state = self.practices.get_mut(&practice)?;
-        let slot = state.calls.get_mut(call_id)?;
-        let index = slot.iter().position(|call| call.vendor == vendor)?;
-        let call = slot.swap_remove(index);
-        if slot.is_empty() {
-            state.calls.remove(call_id);
+        practice_level: Option<PracticeId>,
+        at: Timestamp,
+        input_position: u64,
+    ) -> CallRef {
+        let mut new_key = None;
+        let slot = match self.calls.get_mut(call_id) {
+            Some(slot) => slot,
+            None => {
+                let key: Arc<str> = Arc::from(call_id);
+                new_key = Some(Arc::clone(&key));
+                self.calls.entry(key).or_default()
+            }
+        };
+        if let Some(state) = slot
+            .iter()
+            .find(|state| state.vendor == vendor && state.practice_level == practice_level)
+        {
+            return CallRef {
+                call_id: Arc::clone(&state.call_id),
+                vendor,
+                practice_level,
+            };
         }
-        if let Some(held) = self.held_positions.get_mut(&call.first_position) {
-            held.0 -= 1;
-            if held.0 == 0 {
-                self.held_positions.remove(&call.first_position);
+        // One copy of the id per slot, shared by its calls and refs.
+        let shared_id = match (new_key, slot.first()) {
+            (Some(key), _) => key,
+            (None, Some(other)) => Arc::clone(&other.call_id),
+            (None, None) => unreachable!("empty slots are removed"),
+        };
+        let call = CallRef {
+            call_id: Arc::clone(&shared_id),
+            vendor,
+            practice_level,
+        };
+        let call_slot = match self.free_slots.pop() {
+            Some(free) => {
+                self.call_slots[free as usize] = Some(call.clone());
+                free
+            }
+            None => {
+                self.call_slots.push(Some(call.clone()));
+                u32::try_from(self.call_slots.len() - 1).expect("fewer than 4 billion held calls")
+            }
+        };
+        let slot = self.calls.get_mut(&shared_id).expect("added above");
+        slot.push(CallState {
+            call_id: Arc::clone(&shared_id),
+            vendor,
+            practice_level,
+            events: Vec::new(),
+            superseded: Vec::new(),
+            applied: Vec::new(),
+            latest_at: at,
+            revision: 0,
+            dirty: false,
+            first_position: input_position,
+            slot: call_slot,
+        });
+        if input_position != NO_POSITION {
+            let held = self
+                .held_positions
+                .entry(input_position)
+                .or_insert((0, self.watermark));
+            held.0 += 1;
+        }
+        self.stats.open_calls += 1;
+        call
+    }
+
+    fn find_call(&self, call: &CallRef) -> Option<&CallState> {
+        held(&self.calls, call)
+    }
+
+    fn call_mut(&mut self, call: &CallRef) -> Option<&mut CallState> {
+        held_mut(&mut self.calls, call)
+    }
+
+    /// Records that `call` holds a copy of the event id with this hash;
+    /// returns the other calls that may hold one.
+    fn add_holder(&mut self, id_hash: u64, call: &CallRef) -> Vec<CallRef> {
+        let Some(mine) = self.find_call(call).map(|state| state.slot) else {
+            debug_assert!(false, "the call is held");
+            return Vec::new();
+        };
+        let others: Vec<u32> = match self.event_ids.entry(id_hash) {
+            Entry::Vacant(entry) => {
+                entry.insert(mine);
+                return Vec::new();
+            }
+            Entry::Occupied(entry) if *entry.get() == mine => return Vec::new(),
+            Entry::Occupied(entry) if *entry.get() == SHARED => {
+                let holders = self.shared_ids.entry(id_hash).or_default();
+                let others: Vec<u32> = holders.iter().copied().filter(|&h| h != mine).collect();
+                if others.len() == holders.len() {
+                    holders.push(mine);
+                }
+                others
+            }
+            Entry::Occupied(mut entry) => {
+                let other = std::mem::replace(entry.get_mut(), SHARED);
+                self.shared_ids.insert(id_hash, vec![other, mine]);
+                vec![other]
+            }
+        };
+        others
+            .into_iter()
+            .filter_map(|slot| self.call_slots[slot as usize].clone())
+            .collect()
+    }
+
+    fn remove_holder(&mut self, id_hash: u64, call: &CallRef) {
+        let Some(mine) = self.find_call(call).map(|state| state.slot) else {
+            return;
+        };
+        self.remove_slot_holder(id_hash, mine);
+    }
+
+    fn remove_slot_holder(&mut self, id_hash: u64, mine: u32) {
+        let Entry::Occupied(mut entry) = self.event_ids.entry(id_hash) else {
+            return;
+        };
+        if *entry.get() == mine {
+            entry.remove();
+        } else if *entry.get() == SHARED {
+            let holders = self.shared_ids.entry(id_hash).or_default();
+            holders.retain(|&holder| holder != mine);
+            if let [last] = holders[..] {
+                *entry.get_mut() = last;
+                self.shared_ids.remove(&id_hash);
             }
         }
-        if state.calls.is_empty() {
-            self.practices.remove(&practice);
+    }
+
+    fn remove_call(&mut self, call: &CallRef) -> Option<CallState> {
+        let slot = self.calls.get_mut(&call.call_id)?;
+        let index = slot.iter().position(|state| {
+            state.vendor == call.vendor && state.practice_level == call.practice_level
+        })?;
+        let state = slot.swap_remove(index);
+        if slot.is_empty() {
+            self.calls.remove(&call.call_id);
+        }
+        // Copies of one id are adjacent: each id once.
+        for copies in state.events.chunk_by(|a, b| a.event_id == b.event_id) {
+            self.remove_slot_holder(event_id_hash(&copies[0].event_id), state.slot);
+        }
+        self.call_slots[state.slot as usize] = None;
+        self.free_slots.push(state.slot);
+        if let Some(held) = self.held_positions.get_mut(&state.first_position) {
+            held.0 -= 1;
+            if held.0 == 0 {
+                self.held_positions.remove(&state.first_position);
+            }
         }
         self.stats.open_calls -= 1;
-        Some(call)
+        Some(state)
     }
 
     /// Adds (`sign` = 1) or retracts (-1) contributions placed at one
     /// instant in every window they belong to.
-    fn apply(&mut self, practice: PracticeId, at_one_instant: &[Placed], sign: i64) {
-        let Some(&(at, _)) = at_one_instant.first() else {
+    fn apply(&mut self, at_one_instant: &[Placed], sign: i64) {
+        let Some(&(at, practice, _)) = at_one_instant.first() else {
             return;
         };
-        debug_assert!(at_one_instant.iter().all(|(other, _)| *other == at));
+        debug_assert!(at_one_instant
+            .iter()
+            .all(|(other, of, _)| (*other, *of) == (at, practice)));
         let is_point = |contribution: &Contribution| {
             !matches!(
                 contribution,
@@ -533,16 +826,16 @@ impl Engine {
         };
         // Point contributions sort before waits, and are applied first, so
         // windows become dirty (and drain) in the same order as one by one.
-        if at_one_instant.iter().any(|(_, c)| is_point(c)) {
+        if at_one_instant.iter().any(|(_, _, c)| is_point(c)) {
             for size in WindowSize::ALL {
                 let start = self.day_cache.bounds(size, at).0;
                 let acc = self.window_mut(practice, size, start, sign);
-                for (_, contribution) in at_one_instant.iter().filter(|(_, c)| is_point(c)) {
+                for (_, _, contribution) in at_one_instant.iter().filter(|(_, _, c)| is_point(c)) {
                     apply_point(acc, *contribution, sign);
                 }
             }
         }
-        for &(_, contribution) in at_one_instant {
+        for &(_, _, contribution) in at_one_instant {
             match contribution {
                 Contribution::OpenWaitFrom => {
                     let open = self.open_waits.entry(practice).or_default();
@@ -660,7 +953,7 @@ impl Engine {
         // With the whole input in hand, a call with no outcome was not waiting (§3).
         self.open_waits.clear();
         let emitted = self.drain(false);
-        debug_assert!(self.windows.is_empty() && self.practices.is_empty());
+        debug_assert!(self.windows.is_empty() && self.calls.is_empty());
         emitted
     }
 
@@ -710,43 +1003,35 @@ impl Engine {
                 if let Some(summary) = self.call_summary(&call, true) {
                     evicted.push(summary);
                 }
-                self.remove_call(call.practice, &call.call_id, call.vendor);
+                self.remove_call(&call);
             }
         }
     }
 
-    fn find_call(&self, call: &CallRef) -> Option<&CallState> {
-        self.practices
-            .get(&call.practice)?
-            .calls
-            .get(&call.call_id)?
-            .iter()
-            .find(|state| state.vendor == call.vendor)
-    }
-
     fn call_summary(&mut self, call: &CallRef, is_final: bool) -> Option<CallSummary> {
-        let practice_code = self.practices.get(&call.practice)?.code.clone();
         let vendor = self.vendors[usize::from(call.vendor)].to_string();
+        let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
         let state = self
-            .practices
-            .get_mut(&call.practice)?
             .calls
             .get_mut(&call.call_id)?
             .iter_mut()
-            .find(|state| state.vendor == call.vendor)?;
+            .find(|state| {
+                state.vendor == call.vendor && state.practice_level == call.practice_level
+            })?;
         state.dirty = false;
-        if state.practice_level {
+        if state.practice_level.is_some() {
             return None;
         }
-        let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
         let facts = derive(
             &state.events,
             false,
+            &state.superseded,
             |at| core_days.is_core(core_hours, at),
             &mut self.scratch_summary,
         );
+        let practice = facts.practice?;
         Some(facts.summary(SummaryOf {
-            practice: practice_code,
+            practice: practice.to_code(),
             vendor,
             call_id: call.call_id.to_string(),
             revision: state.revision,
@@ -763,11 +1048,7 @@ impl Engine {
         is_final: bool,
         edges: &mut Vec<(Timestamp, i64)>,
     ) -> WindowMetrics {
-        let practice = self
-            .practices
-            .get(&key.practice)
-            .map(|state| state.code.clone())
-            .unwrap_or_else(|| key.practice.to_code());
+        let practice = key.practice.to_code();
         let count = |value: i64| -> u64 {
             debug_assert!(value >= 0, "a count went negative: {value}");
             value.max(0) as u64

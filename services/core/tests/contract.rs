@@ -244,6 +244,122 @@ fn replay_reports_bad_lines_by_number() {
     assert_eq!(out.windows.len(), 4);
 }
 
+/// The engine's final windows and replay's, values only (replay takes
+/// its path for inputs across practices, `batch::finish_entangled`).
+fn engine_and_replay(events: &[CallEvent]) -> (Vec<WindowMetrics>, Vec<WindowMetrics>) {
+    let lines: String = events.iter().map(|e| e.to_json() + "\n").collect();
+    let replayed = replay(lines.as_bytes(), EngineConfig::replay(CoreHours::shipped())).unwrap();
+    let values = |windows: &[WindowMetrics]| -> Vec<WindowMetrics> {
+        windows.iter().map(WindowMetrics::values_only).collect()
+    };
+    (values(&run(events)), values(&replayed.windows))
+}
+
+fn at_practice(mut event: CallEvent, practice: &str) -> CallEvent {
+    event.practice = practice.into();
+    event
+}
+
+#[test]
+fn an_event_id_repeated_on_another_call_is_a_duplicate_there() {
+    // §1: "A repeat of an event_id is a duplicate"; the earliest copy counts.
+    let first = event("e1", "c1", EventKind::Offered, "2026-11-23T10:00:00Z");
+    let earlier_copy = event("e1", "c2", EventKind::Offered, "2026-11-23T09:59:55Z");
+    for events in [
+        vec![first.clone(), earlier_copy.clone()],
+        vec![earlier_copy.clone(), first.clone()],
+    ] {
+        let windows = run(&events);
+        let counted = window(&windows, WindowSize::Minute, "2026-11-23T09:59:00Z");
+        assert_eq!((counted.offered, counted.dq_duplicates), (1, 0));
+        let repeat = window(&windows, WindowSize::Minute, "2026-11-23T10:00:00Z");
+        assert_eq!((repeat.offered, repeat.dq_duplicates), (0, 1));
+        let day = window(&windows, WindowSize::Day, "2026-11-23T00:00:00Z");
+        assert_eq!((day.offered, day.dq_duplicates), (1, 1));
+        let (engine, replayed) = engine_and_replay(&events);
+        assert_eq!(replayed, engine);
+    }
+}
+
+#[test]
+fn streaming_reports_a_repeat_on_another_call_as_a_duplicate() {
+    let mut engine = Engine::new(EngineConfig::default());
+    let first = event("e1", "c1", EventKind::Offered, "2026-11-23T10:00:00Z");
+    assert_eq!(engine.ingest(&first), Ingested::Folded);
+    let repeat = event("e1", "c2", EventKind::Offered, "2026-11-23T10:00:01Z");
+    assert_eq!(engine.ingest(&repeat), Ingested::Duplicate);
+    assert_eq!(engine.stats().duplicates, 1);
+    let mut windows = engine.finish().windows;
+    windows.sort_by_key(|w| w.key());
+    let minute = window(&windows, WindowSize::Minute, "2026-11-23T10:00:00Z");
+    assert_eq!((minute.offered, minute.dq_duplicates), (1, 1));
+}
+
+#[test]
+fn a_repeat_in_another_practice_counts_there_as_a_duplicate() {
+    let events = [
+        event("e1", "c1", EventKind::Offered, "2026-11-23T10:00:00Z"),
+        event("e2", "c1", EventKind::Answered, "2026-11-23T10:00:30Z"),
+        at_practice(
+            event("e2", "c1", EventKind::Answered, "2026-11-23T10:00:31Z"),
+            "B82005",
+        ),
+    ];
+    let windows = run(&events);
+    let home = window(&windows, WindowSize::Minute, "2026-11-23T10:00:00Z");
+    assert_eq!(
+        (home.practice.as_str(), home.answered, home.wait_count),
+        ("A81001", 1, 1)
+    );
+    let other = windows
+        .iter()
+        .find(|w| w.practice == "B82005" && w.window == WindowSize::Minute)
+        .expect("the repeat's practice has a window");
+    assert_eq!((other.answered, other.dq_duplicates), (0, 1));
+    let (engine, replayed) = engine_and_replay(&events);
+    assert_eq!(replayed, engine);
+}
+
+#[test]
+fn a_call_whose_events_name_two_practices_is_one_call() {
+    // §1: calls are identified by (vendor, call_id); §3: each event counts
+    // in the windows of its own practice and `at`.
+    let events = [
+        event("e1", "c1", EventKind::Offered, "2026-11-23T10:00:00Z"),
+        at_practice(
+            event("e2", "c1", EventKind::Answered, "2026-11-23T10:02:00Z"),
+            "B82005",
+        ),
+        at_practice(
+            event("e3", "c1", EventKind::Ended, "2026-11-23T10:05:00Z"),
+            "B82005",
+        ),
+    ];
+    let windows = run(&events);
+    let of = |practice: &str, start: &str| {
+        let start = Timestamp::parse_rfc3339(start).unwrap();
+        windows
+            .iter()
+            .find(|w| w.practice == practice && w.window == WindowSize::Minute && w.start == start)
+            .unwrap_or_else(|| panic!("no {practice} minute at {start}"))
+    };
+    let offered = of("A81001", "2026-11-23T10:00:00Z");
+    assert_eq!(
+        (offered.offered, offered.peak_waiting),
+        (1, 1),
+        "it waited where it was offered"
+    );
+    let answered = of("B82005", "2026-11-23T10:02:00Z");
+    assert_eq!(
+        (answered.answered, answered.wait_count, answered.wait_ms_sum),
+        (1, 1, 120_000)
+    );
+    let ended = of("B82005", "2026-11-23T10:05:00Z");
+    assert_eq!((ended.talk_count, ended.talk_ms_sum), (1, 180_000));
+    let (engine, replayed) = engine_and_replay(&events);
+    assert_eq!(replayed, engine);
+}
+
 // ---- order independence ----
 
 fn arbitrary_events() -> impl Strategy<Value = Vec<CallEvent>> {
