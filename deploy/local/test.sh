@@ -68,6 +68,11 @@ cargo test --workspace --locked "$@" -- --test-threads=2
 # reference written without the Rust code): hand-computed golden cases and
 # random inputs, compared field by field (tests/reference/README.md).
 python3 tests/reference/differential.py --seeds 300 --bin target/debug/callpulse
+# Calls whose events name two practices, and event ids repeated on other
+# calls and practices (§1: calls are vendor and call id; any repeat of an
+# event id is a duplicate): replay's path for inputs that cross practices.
+python3 tests/reference/differential.py --seeds 150 --no-golden --cross-dup --split-practice \
+  --bin target/debug/callpulse
 
 # The schema and the analysts' queries on current ClickHouse too (26.9,
 # embedded through the chdb-core wheel): the local server is 18.16.

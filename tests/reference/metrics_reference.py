@@ -172,7 +172,10 @@ def read_events(lines) -> list[dict]:
 
 
 def canon(ev: dict) -> str:
-    return json.dumps({k: v for k, v in ev.items() if not k.startswith("_")}, sort_keys=True)
+    # Without `at`: its instant is compared first, and two spellings of one
+    # instant are the same content.
+    return json.dumps({k: v for k, v in ev.items() if not k.startswith("_") and k != "at"},
+                      sort_keys=True)
 
 
 def compute(events: list[dict], holidays: set[date]) -> list[dict]:
