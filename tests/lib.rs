@@ -249,6 +249,34 @@ pub async fn wait_for_rows(
     }
 }
 
+/// The end of every fault test: waits (up to `timeout`) until ClickHouse
+/// holds `expected`, checks that every process came through the fault
+/// still running, and that the rows are replay's. Returns the instant the
+/// rows were complete (or the wait gave up).
+pub async fn assert_recovered(
+    config: &Config,
+    expected: &[callpulse_sink::WindowMetricsRow],
+    timeout: Duration,
+    processes: &mut [&mut process::Process],
+) -> Instant {
+    let actual = wait_for_rows(config, expected, timeout).await;
+    let caught_up = Instant::now();
+    for process in processes.iter_mut() {
+        process.assert_running();
+    }
+    assert_same_rows(&actual, expected);
+    caught_up
+}
+
+/// The sink's retry delays, as logged (`retry_in_ms`), never shrink and
+/// grow overall: it backs off instead of hammering a ClickHouse in trouble.
+pub fn assert_backs_off(delays: &[u64]) {
+    assert!(
+        delays.windows(2).all(|pair| pair[1] >= pair[0]) && delays.last() > delays.first(),
+        "the sink should back off between attempts: {delays:?}"
+    );
+}
+
 /// Asserts the rows are equal, showing the first differences when not.
 pub fn assert_same_rows(
     actual: &[callpulse_sink::WindowMetricsRow],

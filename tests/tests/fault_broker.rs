@@ -22,7 +22,7 @@ use callpulse_adapters::{AdaptContext, PracticeMapping, Pseudonymiser, Vendor};
 use callpulse_core::{CallEvent, Timestamp};
 use callpulse_e2e::outage::{wait_for_port, Outage};
 use callpulse_e2e::process::{free_port, tansu_binary, Process};
-use callpulse_e2e::{an_hour_of_calls, assert_same_rows, expected_rows, test_env, wait_for_rows};
+use callpulse_e2e::{an_hour_of_calls, assert_recovered, expected_rows, test_env};
 use callpulse_runtime::Config;
 
 /// How long the broker is away: 30 s, or CALLPULSE_FAULT_OUTAGE_S seconds
@@ -249,12 +249,13 @@ async fn a_30_second_broker_outage_loses_nothing_and_clickhouse_equals_replay() 
     // Nothing the adapters accepted may be missing: ClickHouse must equal
     // replay of exactly what was accepted.
     let expected = expected_rows(&adapted(&sent.accepted));
-    let actual = wait_for_rows(&config, &expected, Duration::from_secs(90)).await;
-    let caught_up = Instant::now();
-    for process in [&mut tansu, &mut adapters, &mut processor, &mut sink] {
-        process.assert_running();
-    }
-    assert_same_rows(&actual, &expected);
+    let caught_up = assert_recovered(
+        &config,
+        &expected,
+        Duration::from_secs(90),
+        &mut [&mut tansu, &mut adapters, &mut processor, &mut sink],
+    )
+    .await;
 
     assert_eq!(sent.accepted.len(), records.len());
     assert!(

@@ -22,9 +22,9 @@ use callpulse_core::CallEvent;
 use callpulse_e2e::own_clickhouse::{start_server, wait_until_answers, Ports, TempDir};
 use callpulse_e2e::process::Process;
 use callpulse_e2e::{
-    an_hour_of_calls, assert_same_rows, committed_offsets, expected_rows, logged_numbers,
-    publish_events, publish_until_stored, start_processor_and_sink, stored_rows, test_env,
-    wait_for_rows, with_clickhouse_url,
+    an_hour_of_calls, assert_backs_off, assert_recovered, committed_offsets, expected_rows,
+    logged_numbers, publish_events, publish_until_stored, start_processor_and_sink, stored_rows,
+    test_env, with_clickhouse_url,
 };
 use callpulse_runtime::{kafka, Config};
 
@@ -221,21 +221,20 @@ async fn clickhouse_out_of_disk_loses_nothing_and_commits_nothing_unstored() {
     // Room again.
     std::fs::remove_file(clickhouse.filler()).unwrap();
     let freed = Instant::now();
-    let actual = wait_for_rows(&config, &expected, Duration::from_secs(90)).await;
-    let caught_up = Instant::now();
-    processor.assert_running();
-    sink.assert_running();
-    assert_same_rows(&actual, &expected);
+    let caught_up = assert_recovered(
+        &config,
+        &expected,
+        Duration::from_secs(90),
+        &mut [&mut processor, &mut sink],
+    )
+    .await;
 
     assert!(
         failures.len() >= 3 && failures.iter().all(|line| is_disk_full(line)),
         "while the disk was full the sink should have retried, every failure for want of space:\n{}",
         failures.join("\n")
     );
-    assert!(
-        delays.windows(2).all(|pair| pair[1] >= pair[0]) && delays.last() > delays.first(),
-        "the sink should back off between attempts: {delays:?}"
-    );
+    assert_backs_off(&delays);
     assert_eq!(
         committed_full, committed_stuck,
         "the sink committed offsets while its batch was not stored"
