@@ -150,6 +150,13 @@ struct CallState {
     slot: u32,
 }
 
+impl CallState {
+    /// Whether this is the call `call` refers to, among those sharing its id.
+    fn is(&self, vendor: u16, practice_level: Option<PracticeId>) -> bool {
+        self.vendor == vendor && self.practice_level == practice_level
+    }
+}
+
 /// A held call: calls are identified by vendor and call id (§1), whatever
 /// practices their events name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -238,7 +245,7 @@ fn held<'a>(
     calls
         .get(&call.call_id)?
         .iter()
-        .find(|state| state.vendor == call.vendor && state.practice_level == call.practice_level)
+        .find(|state| state.is(call.vendor, call.practice_level))
 }
 
 fn held_mut<'a>(
@@ -248,7 +255,7 @@ fn held_mut<'a>(
     calls
         .get_mut(&call.call_id)?
         .iter_mut()
-        .find(|state| state.vendor == call.vendor && state.practice_level == call.practice_level)
+        .find(|state| state.is(call.vendor, call.practice_level))
 }
 
 impl Engine {
@@ -385,9 +392,10 @@ impl Engine {
             event.call_id.as_deref().unwrap_or_default()
         };
         let stored = StoredEvent::from_event(event, practice);
-        let call = self.find_or_add_call(call_id, vendor, practice_level, event.at, input_position);
+        let (call, call_slot) =
+            self.find_or_add_call(call_id, vendor, practice_level, event.at, input_position);
         let id_hash = event_id_hash(&event.event_id);
-        let other_holders = self.add_holder(id_hash, &call);
+        let other_holders = self.add_holder(id_hash, call_slot);
 
         let state = self.call_mut(&call).expect("just found or added");
         let held_here = state
@@ -458,7 +466,7 @@ impl Engine {
                 .any(|held| *held.event_id == *event.event_id);
             let emptied = state.events.is_empty();
             if !still_held {
-                self.remove_holder(id_hash, &call);
+                self.remove_holder(id_hash, call_slot);
             }
             if emptied {
                 self.remove_call(&call);
@@ -646,7 +654,8 @@ impl Engine {
         (self.vendors.len() - 1) as u16
     }
 
-    /// The held call with this key, added (empty) if there is none.
+    /// The held call with this key, added (empty) if there is none, and its
+    /// slot.
     fn find_or_add_call(
         &mut self,
         call_id: &str,
@@ -654,7 +663,7 @@ impl Engine {
         practice_level: Option<PracticeId>,
         at: Timestamp,
         input_position: u64,
-    ) -> CallRef {
+    ) -> (CallRef, u32) {
         let mut new_key = None;
         let slot = match self.calls.get_mut(call_id) {
             Some(slot) => slot,
@@ -664,15 +673,13 @@ impl Engine {
                 self.calls.entry(key).or_default()
             }
         };
-        if let Some(state) = slot
-            .iter()
-            .find(|state| state.vendor == vendor && state.practice_level == practice_level)
-        {
-            return CallRef {
+        if let Some(state) = slot.iter().find(|state| state.is(vendor, practice_level)) {
+            let call = CallRef {
                 call_id: Arc::clone(&state.call_id),
                 vendor,
                 practice_level,
             };
+            return (call, state.slot);
         }
         // One copy of the id per slot, shared by its calls and refs.
         let shared_id = match (new_key, slot.first()) {
@@ -717,7 +724,7 @@ impl Engine {
             held.0 += 1;
         }
         self.stats.open_calls += 1;
-        call
+        (call, call_slot)
     }
 
     fn find_call(&self, call: &CallRef) -> Option<&CallState> {
@@ -728,13 +735,9 @@ impl Engine {
         held_mut(&mut self.calls, call)
     }
 
-    /// Records that `call` holds a copy of the event id with this hash;
-    /// returns the other calls that may hold one.
-    fn add_holder(&mut self, id_hash: u64, call: &CallRef) -> Vec<CallRef> {
-        let Some(mine) = self.find_call(call).map(|state| state.slot) else {
-            debug_assert!(false, "the call is held");
-            return Vec::new();
-        };
+    /// Records that the call in slot `mine` holds a copy of the event id
+    /// with this hash; returns the other calls that may hold one.
+    fn add_holder(&mut self, id_hash: u64, mine: u32) -> Vec<CallRef> {
         let others: Vec<u32> = match self.event_ids.entry(id_hash) {
             Entry::Vacant(entry) => {
                 entry.insert(mine);
@@ -761,14 +764,8 @@ impl Engine {
             .collect()
     }
 
-    fn remove_holder(&mut self, id_hash: u64, call: &CallRef) {
-        let Some(mine) = self.find_call(call).map(|state| state.slot) else {
-            return;
-        };
-        self.remove_slot_holder(id_hash, mine);
-    }
-
-    fn remove_slot_holder(&mut self, id_hash: u64, mine: u32) {
+    /// Records that the call in slot `mine` no longer holds the event id.
+    fn remove_holder(&mut self, id_hash: u64, mine: u32) {
         let Entry::Occupied(mut entry) = self.event_ids.entry(id_hash) else {
             return;
         };
@@ -786,16 +783,16 @@ impl Engine {
 
     fn remove_call(&mut self, call: &CallRef) -> Option<CallState> {
         let slot = self.calls.get_mut(&call.call_id)?;
-        let index = slot.iter().position(|state| {
-            state.vendor == call.vendor && state.practice_level == call.practice_level
-        })?;
+        let index = slot
+            .iter()
+            .position(|state| state.is(call.vendor, call.practice_level))?;
         let state = slot.swap_remove(index);
         if slot.is_empty() {
             self.calls.remove(&call.call_id);
         }
         // Copies of one id are adjacent: each id once.
         for copies in state.events.chunk_by(|a, b| a.event_id == b.event_id) {
-            self.remove_slot_holder(event_id_hash(&copies[0].event_id), state.slot);
+            self.remove_holder(event_id_hash(&copies[0].event_id), state.slot);
         }
         self.call_slots[state.slot as usize] = None;
         self.free_slots.push(state.slot);
@@ -1011,13 +1008,7 @@ impl Engine {
     fn call_summary(&mut self, call: &CallRef, is_final: bool) -> Option<CallSummary> {
         let vendor = self.vendors[usize::from(call.vendor)].to_string();
         let (core_hours, core_days) = (&self.config.core_hours, &mut self.core_days);
-        let state = self
-            .calls
-            .get_mut(&call.call_id)?
-            .iter_mut()
-            .find(|state| {
-                state.vendor == call.vendor && state.practice_level == call.practice_level
-            })?;
+        let state = held_mut(&mut self.calls, call)?;
         state.dirty = false;
         if state.practice_level.is_some() {
             return None;
