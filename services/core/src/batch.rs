@@ -439,21 +439,13 @@ impl Batch {
 
     /// Evaluates every call and window. With `with_calls`, call summaries too.
     pub fn finish(self, with_calls: bool) -> BatchOutput {
-        let batches = [self];
-        let tangled = entangled_practices(&batches);
-        let mut parts = Vec::new();
-        if !tangled.is_empty() {
-            parts.push(finish_entangled(&batches, &tangled, with_calls));
-        }
-        let [batch] = batches;
-        parts.push(batch.finish_practices(with_calls, &tangled));
-        BatchOutput::merge(parts)
+        finish_shards(vec![self], with_calls)
     }
 
     /// Evaluates practice by practice, except the practices in `skip`
     /// (see [`entangled_practices`]: every call and event id of the others
     /// is within one practice).
-    pub fn finish_practices(self, with_calls: bool, skip: &FxHashSet<PracticeId>) -> BatchOutput {
+    fn finish_practices(self, with_calls: bool, skip: &FxHashSet<PracticeId>) -> BatchOutput {
         let mut output = BatchOutput::default();
         // Copies grouped by call (a counting sort: calls are numbered).
         let mut call_starts = Vec::with_capacity(self.calls.len() + 1);
@@ -542,6 +534,42 @@ fn call_key_hash(practice: PracticeId, vendor: u16, call_id: &str) -> u64 {
     hasher.write_u16(vendor);
     hasher.write(call_id.as_bytes());
     hasher.finish()
+}
+
+/// Evaluates batches that hold different practices (see [`shard_of`]),
+/// each on a thread of its own when there are several, and together the
+/// practices a call or an event id joins across them (see
+/// [`entangled_practices`]).
+pub fn finish_shards(batches: Vec<Batch>, with_calls: bool) -> BatchOutput {
+    let tangled = entangled_practices(&batches);
+    let mut parts = Vec::new();
+    if !tangled.is_empty() {
+        parts.push(finish_entangled(&batches, &tangled, with_calls));
+    }
+    let tangled = &tangled;
+    if batches.len() == 1 {
+        parts.extend(
+            batches
+                .into_iter()
+                .map(|batch| batch.finish_practices(with_calls, tangled)),
+        );
+    } else {
+        parts.extend(std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .into_iter()
+                .map(|batch| scope.spawn(move || batch.finish_practices(with_calls, tangled)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().expect("evaluating a shard does not panic"))
+                .collect::<Vec<BatchOutput>>()
+        }));
+    }
+    if parts.len() == 1 {
+        // Already in order.
+        return parts.pop().expect("one part");
+    }
+    BatchOutput::merge(parts)
 }
 
 /// The practices that practice-by-practice evaluation
@@ -637,7 +665,7 @@ pub fn entangled_practices(batches: &[Batch]) -> FxHashSet<PracticeId> {
 /// and an event id across practices. Slower than
 /// [`Batch::finish_practices`], and only for the practices that need it.
 /// `revision` is, as there, the number of events that landed in the window.
-pub fn finish_entangled(
+fn finish_entangled(
     batches: &[Batch],
     practices: &FxHashSet<PracticeId>,
     with_calls: bool,

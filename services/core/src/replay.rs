@@ -7,7 +7,7 @@
 use std::io::BufRead;
 
 use crate::alert::{Alert, AlertTracker};
-use crate::batch::{entangled_practices, finish_entangled, shard_of, Batch, BatchOutput};
+use crate::batch::{finish_shards, shard_of, Batch};
 use crate::calendar::CoreHours;
 use crate::engine::EngineConfig;
 use crate::event::CallEvent;
@@ -277,25 +277,7 @@ fn replay_in_chunks(
         Ok(())
     })?;
 
-    let call_summaries = options.call_summaries;
-    // Calls or event ids across practices: those practices evaluated as one.
-    let tangled = entangled_practices(&batches);
-    let mut parts = Vec::new();
-    if !tangled.is_empty() {
-        parts.push(finish_entangled(&batches, &tangled, call_summaries));
-    }
-    let tangled = &tangled;
-    parts.extend(std::thread::scope(|scope| {
-        let handles: Vec<_> = batches
-            .into_iter()
-            .map(|batch| scope.spawn(move || batch.finish_practices(call_summaries, tangled)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("evaluating a shard does not panic"))
-            .collect::<Vec<BatchOutput>>()
-    }));
-    let evaluated = BatchOutput::merge(parts);
+    let evaluated = finish_shards(batches, options.call_summaries);
     output.windows = evaluated.windows;
     output.calls = evaluated.calls;
     output.duplicates = evaluated.duplicates;
