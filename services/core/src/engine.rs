@@ -574,28 +574,24 @@ impl Engine {
             return false;
         }
         let vendors = &self.vendors;
+        // Which copy counts: the earliest `at`, then the rest of the content.
+        fn order<'a>(
+            vendors: &'a [Box<str>],
+            (holder, copy): &'a (CallRef, StoredEvent),
+        ) -> impl Ord + 'a {
+            (
+                copy.at,
+                copy.kind,
+                &copy.caller,
+                &holder.call_id,
+                copy.practice,
+                copy.queue_position,
+                &vendors[usize::from(holder.vendor)],
+            )
+        }
         let counted = holders
             .iter()
-            .min_by(|(a_call, a), (b_call, b)| {
-                (
-                    a.at,
-                    a.kind,
-                    &a.caller,
-                    &a_call.call_id,
-                    a.practice,
-                    a.queue_position,
-                    &vendors[usize::from(a_call.vendor)],
-                )
-                    .cmp(&(
-                        b.at,
-                        b.kind,
-                        &b.caller,
-                        &b_call.call_id,
-                        b.practice,
-                        b.queue_position,
-                        &vendors[usize::from(b_call.vendor)],
-                    ))
-            })
+            .min_by(|a, b| order(vendors, a).cmp(&order(vendors, b)))
             .map(|(counted, _)| counted.clone())
             .expect("two holders or more");
         for (holder, _) in holders {
